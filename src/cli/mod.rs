@@ -1,0 +1,190 @@
+//! The command line: runc's commands and flags, so anything that drives
+//! runc can drive mica.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "mica", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"),
+          about = "mica: a minimal OCI runtime for immutable micro-containers")]
+pub struct Cli {
+    /// Directory for container state
+    #[arg(long, global = true, default_value = "/run/mica")]
+    pub root: PathBuf,
+    /// Log file (errors and warnings go there too)
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (not supported yet)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (auto|true|false); mica detects it
+    #[arg(long, hide = true)]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility; ignored
+    #[arg(long, hide = true)]
+    pub criu: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config.json (read-only root) into the bundle
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for a user namespace mapping the current user to root
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container: its process waits for `start`
+    Create {
+        #[command(flatten)]
+        create: CreateArgs,
+        id: String,
+    },
+    /// Start a created container's process
+    Start { id: String },
+    /// Print a container's OCI state as JSON
+    State { id: String },
+    /// Send a signal (name or number, default TERM) to the container's init
+    Kill {
+        /// Signal every process in the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and everything it holds
+    Delete {
+        /// Kill it first if it is running
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; wait for it unless --detach
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+        /// Accepted for runc compatibility; ignored
+        #[arg(long, hide = true)]
+        keep: bool,
+        #[arg(long = "no-subreaper", hide = true)]
+        no_subreaper: bool,
+        id: String,
+    },
+    /// Run a process in a running container
+    Exec {
+        #[command(flatten)]
+        exec: ExecArgs,
+        id: String,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List the processes of a container
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        id: String,
+        /// Accepted for runc compatibility (ps options); ignored
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ps_args: Vec<String>,
+    },
+    /// List containers
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: Format,
+        /// Only ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// Print what this runtime supports, as JSON
+    Features,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container process's pid here
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the terminal's master fd to
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Pass N more fds (3..3+N) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Use MS_MOVE + chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility; ignored
+    #[arg(long = "no-new-keyring", hide = true)]
+    pub no_new_keyring: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// A process.json with the whole process
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// KEY=VALUE (repeatable)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Add a capability (repeatable)
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Accepted for runc compatibility; ignored
+    #[arg(long = "process-label", hide = true)]
+    pub process_label: Option<String>,
+    #[arg(long, hide = true)]
+    pub apparmor: Option<String>,
+    #[arg(long = "ignore-paused", hide = true)]
+    pub ignore_paused: bool,
+}

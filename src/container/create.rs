@@ -1,0 +1,284 @@
+//! create, start and run.
+
+use super::error::{Error, Result};
+use super::state::{self, Dir, Proc, State, Status};
+use crate::cgroups::Cgroup;
+use crate::launch::{self, hooks, plan};
+use oci_spec::runtime::Spec;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+}
+
+/// Read and check `config.json`: one clear line for malformed JSON, a wrong
+/// type or an unsupported version.
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let v = spec.version();
+    let ok = ["1.0.", "1.1.", "1.2.", "1.3."].iter().any(|p| v.starts_with(p));
+    if !ok {
+        return Err(Error::Config(format!(
+            "{}: unsupported ociVersion {v:?} (mica runs 1.0.x to 1.3.x)",
+            path.display()
+        )));
+    }
+    Ok(spec)
+}
+
+pub fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| Error::io(format!("connect console socket {}", path.display()), e))?;
+    Ok(OwnedFd::from(s))
+}
+
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_relative() {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes())
+}
+
+/// A created container: its init is blocked on the exec fifo.
+pub struct Created {
+    pub dir: Dir,
+    pub state: State,
+    pub spawned: launch::Spawned,
+    pub spec: Spec,
+}
+
+/// Everything `create` made, undone in reverse when a later step fails.
+fn undo(dir: &Dir, state: Option<&State>, spawned: Option<&launch::Spawned>) {
+    if let Some(s) = spawned {
+        s.kill();
+    }
+    if let Some(cg) = state.and_then(|s| s.cgroup.as_ref()) {
+        let _ = cg.destroy();
+    }
+    let _ = dir.remove();
+}
+
+pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
+    state::validate_id(id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
+    let spec = load_spec(&bundle)?;
+    let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+    // The whole plan is checked before anything exists.
+    let mut plan = plan::build(
+        &spec,
+        plan::Options {
+            kind: plan::Kind::Init,
+            bundle: &bundle,
+            no_pivot: opts.no_pivot,
+            console_socket: console,
+            preserve_fds: opts.preserve_fds,
+            exec_fifo: None,
+            join_pid: None,
+        },
+    )?;
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    plan.prepivot_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+    let linux = spec.linux().clone().unwrap_or_default();
+    let cg_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+
+    let dir = Dir::create(root, id)?;
+    let rootfs = {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(plan.rootfs.to_bytes()))
+    };
+    let mut st = State {
+        id: id.to_string(),
+        bundle: bundle.clone(),
+        rootfs,
+        phase: Status::Creating,
+        creator: Proc::of(std::process::id() as i32),
+        init: Proc::default(),
+        cgroup: None,
+        created: state::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        poststop: hooks.poststop().clone().unwrap_or_default(),
+        oci_version: spec.version().clone(),
+    };
+    // Record before creating: the cgroup, then the process.
+    let cg = match Cgroup::resolve(cg_path.as_deref(), id) {
+        Ok(cg) => cg,
+        Err(e) => {
+            undo(&dir, None, None);
+            return Err(e.into());
+        }
+    };
+    st.cgroup = Some(cg.clone());
+    let steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
+        dir.save(st)?;
+        cg.create()?;
+        if let Some(r) = linux.resources() {
+            cg.apply(r)?;
+        }
+        let fifo = dir.fifo_path();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::io(format!("mkfifo {}", fifo.display()), e.into()))?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
+        plan.exec_fifo = Some(OwnedFd::from(f));
+        let mut spawned = launch::spawn(plan, Some(&cg))?;
+        st.init = Proc::of(spawned.pid());
+        dir.save(st)?;
+        let snapshot = st.clone();
+        let r = (|| {
+            spawned.go(|pid| snapshot.hook_json(Status::Creating, pid))?;
+            st.init = Proc::of(spawned.pid());
+            dir.save(st)?;
+            let json = st.hook_json(Status::Creating, spawned.pid());
+            spawned.wait_ready(|| {
+                hooks::run_all(hooks.prestart().as_ref(), &json)?;
+                hooks::run_all(hooks.create_runtime().as_ref(), &json)
+            })?;
+            st.phase = Status::Created;
+            dir.save(st)?;
+            if let Some(p) = &opts.pid_file {
+                write_pid_file(p, spawned.pid())?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => Ok(spawned),
+            Err(e) => {
+                spawned.kill();
+                Err(e)
+            }
+        }
+    };
+    match steps(&mut st, plan) {
+        Ok(spawned) => Ok(Created { dir, state: st, spawned, spec }),
+        Err(e) => {
+            undo(&dir, Some(&st), None);
+            Err(e)
+        }
+    }
+}
+
+/// Signal the init blocked on the exec fifo to exec the process.
+fn release(dir: &Dir) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifo = dir.fifo_path();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) | Some(libc::ENOENT) => Error::NotRunning,
+            _ => Error::io(format!("open {}", fifo.display()), e),
+        })?;
+    f.write_all(b"0").map_err(|e| Error::io(format!("write {}", fifo.display()), e))?;
+    let _ = std::fs::remove_file(&fifo);
+    Ok(())
+}
+
+fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
+    release(dir)?;
+    st.phase = Status::Running;
+    dir.save(st)?;
+    if let Some(h) = spec_hooks {
+        let json = st.hook_json(Status::Running, st.init.pid);
+        for hook in h.poststart().iter().flatten() {
+            // The spec: a failing poststart hook is a warning, not an error.
+            if let Err(e) = hooks::run(hook, &json) {
+                crate::log::warn(&format!("poststart hook: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = Dir::open(root, id)?;
+    let mut st = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let status = st.status();
+    if status != Status::Created {
+        return Err(Error::WrongState { op: "start", id: id.to_string(), status });
+    }
+    let spec = load_spec(&st.bundle).ok();
+    started(&dir, &mut st, spec.as_ref().and_then(|s| s.hooks().as_ref()))
+}
+
+/// Signals `run` forwards to the container instead of dying of them.
+pub const FORWARDED: [nix::sys::signal::Signal; 7] = {
+    use nix::sys::signal::Signal::*;
+    [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+};
+
+/// Wait for `pid` (our child, or adopted as subreaper), forwarding signals;
+/// returns its exit status as a shell would (128+N for a signal).
+pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        // Reap everything that exited; stop when the one we wait for did.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
+                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return 128 + sig as i32,
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(_) => return 255,
+            }
+        }
+        match mask.wait() {
+            Ok(nix::sys::signal::Signal::SIGCHLD) => {}
+            Ok(sig) => unsafe {
+                libc::kill(pid, sig as i32);
+            },
+            Err(_) => {}
+        }
+    }
+}
+
+pub fn block_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    let _ = set.thread_block();
+    // Orphaned grandchildren (second fork) are reparented to us.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    set
+}
+
+/// create + start; unless detached, wait for the process, delete the
+/// container and return the process's exit status.
+pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    let mask = block_signals();
+    let Created { dir, mut state, spawned, spec } = create(root, id, opts)?;
+    let pid = spawned.pid();
+    if let Err(e) = started(&dir, &mut state, spec.hooks().as_ref()) {
+        spawned.kill();
+        let _ = super::ops::destroy(&dir, &state);
+        return Err(e);
+    }
+    drop(spawned);
+    // Let `state`, `kill`, `ps` in while we wait.
+    drop(dir);
+    if detach {
+        return Ok(0);
+    }
+    let code = wait_forwarding(pid, &mask);
+    super::ops::delete(root, id, true)?;
+    Ok(code)
+}

@@ -1,0 +1,14 @@
+//! The OCI lifecycle: the state directory and create / start / kill /
+//! delete / exec / ps / pause / resume. Knows nothing about mounts: the
+//! launch layer does everything between clone and exec.
+
+pub mod create;
+pub mod error;
+pub mod exec;
+pub mod ops;
+pub mod state;
+
+pub use create::{create, load_spec, run, start, CreateOptions};
+pub use error::{Error, Result};
+pub use exec::{exec, ExecOptions};
+pub use ops::{delete, kill, list, pause, pids, resume, state};

@@ -1,0 +1,219 @@
+//! kill, delete, state, list, ps, pause, resume.
+
+use super::error::{Error, Result};
+use super::state::{Dir, State, Status};
+use crate::launch::hooks;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// "TERM", "SIGTERM", "15", "RTMIN+1" -> signal number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=libc::SIGRTMAX()).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::Signal(s.to_string()));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up.clone() } else { format!("SIG{up}") };
+    if let Some(rest) = name.strip_prefix("SIGRTMIN+") {
+        if let Ok(n) = rest.parse::<i32>() {
+            if libc::SIGRTMIN() + n <= libc::SIGRTMAX() {
+                return Ok(libc::SIGRTMIN() + n);
+            }
+        }
+    }
+    if let Some(rest) = name.strip_prefix("SIGRTMAX-") {
+        if let Ok(n) = rest.parse::<i32>() {
+            if libc::SIGRTMAX() - n >= libc::SIGRTMIN() {
+                return Ok(libc::SIGRTMAX() - n);
+            }
+        }
+    }
+    match name.as_str() {
+        "SIGRTMIN" => return Ok(libc::SIGRTMIN()),
+        "SIGRTMAX" => return Ok(libc::SIGRTMAX()),
+        _ => {}
+    }
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| Error::Signal(s.to_string()))
+}
+
+fn load(dir: &Dir, id: &str) -> Result<State> {
+    dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))
+}
+
+pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
+    let sig = parse_signal(signal)?;
+    let dir = Dir::open(root, id)?;
+    let st = load(&dir, id)?;
+    match st.status() {
+        Status::Stopped => return Err(Error::NotRunning),
+        Status::Creating => {
+            return Err(Error::WrongState { op: "kill", id: id.to_string(), status: Status::Creating })
+        }
+        _ => {}
+    }
+    if all {
+        if let Some(cg) = &st.cgroup {
+            for pid in cg.pids()? {
+                unsafe { libc::kill(pid, sig) };
+            }
+            if sig == libc::SIGKILL {
+                // A frozen process only dies once thawed.
+                let _ = cg.thaw();
+            }
+            return Ok(());
+        }
+    }
+    if unsafe { libc::kill(st.init.pid, sig) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Err(Error::Other("no such process".into()));
+        }
+        return Err(Error::io(format!("kill {}", st.init.pid), e));
+    }
+    Ok(())
+}
+
+/// Wait (bounded) until the recorded process is gone.
+fn wait_gone(st: &State, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while st.init.alive() {
+        if Instant::now() > end {
+            return false;
+        }
+        // Reap it if it is our child (`run`).
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(st.init.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Undo everything a container has: its processes, its cgroup, its state.
+/// Works on whatever a crashed `create` left.
+pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
+    if st.init.alive() {
+        unsafe { libc::kill(st.init.pid, libc::SIGKILL) };
+        if let Some(cg) = &st.cgroup {
+            let _ = cg.thaw();
+        }
+        wait_gone(st, Duration::from_secs(5));
+    }
+    if let Some(cg) = &st.cgroup {
+        cg.destroy()?;
+    }
+    dir.remove()
+}
+
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = Dir::open(root, id)?;
+    let st = match dir.load() {
+        Ok(Some(st)) => st,
+        // Killed before its first state write: nothing else exists yet.
+        Ok(None) => return dir.remove(),
+        Err(e) if force => {
+            crate::log::warn(&format!("{e}; removing the state dir"));
+            return dir.remove();
+        }
+        Err(e) => return Err(e),
+    };
+    let status = st.status();
+    match status {
+        Status::Stopped | Status::Created => {}
+        Status::Creating | Status::Running | Status::Paused if force => {}
+        s => {
+            return Err(Error::Other(format!(
+                "cannot delete container {id} that is not stopped: {s}"
+            )))
+        }
+    }
+    destroy(&dir, &st)?;
+    if status != Status::Creating {
+        let json = st.hook_json(Status::Stopped, 0);
+        for h in &st.poststop {
+            // poststop failures are warnings (runtime spec).
+            if let Err(e) = hooks::run(h, &json) {
+                crate::log::warn(&format!("poststop hook: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
+    let dir = Dir::open(root, id)?;
+    Ok(load(&dir, id)?.oci())
+}
+
+/// Every container under `root` (unreadable ones are skipped).
+pub fn list(root: &Path) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(format!("read {}", root.display()), e)),
+    };
+    let mut ids: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    for id in ids {
+        if let Ok(dir) = Dir::open(root, &id) {
+            if let Ok(Some(st)) = dir.load() {
+                out.push(st.oci());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let dir = Dir::open(root, id)?;
+    let st = load(&dir, id)?;
+    match &st.cgroup {
+        Some(cg) => Ok(cg.pids()?),
+        None => Ok(if st.init.alive() { vec![st.init.pid] } else { vec![] }),
+    }
+}
+
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let dir = Dir::open(root, id)?;
+    let st = load(&dir, id)?;
+    match (st.status(), &st.cgroup) {
+        (Status::Running, Some(cg)) => Ok(cg.freeze()?),
+        (status, _) => Err(Error::WrongState { op: "pause", id: id.to_string(), status }),
+    }
+}
+
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let dir = Dir::open(root, id)?;
+    let st = load(&dir, id)?;
+    match (st.status(), &st.cgroup) {
+        (Status::Paused, Some(cg)) => Ok(cg.thaw()?),
+        (status, _) => Err(Error::WrongState { op: "resume", id: id.to_string(), status }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("kill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! Errors of the launch layer: a bad config, a failed syscall in the parent,
+//! or a step the child reported.
+
+use super::sync::Step;
+use nix::errno::Errno;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: Errno },
+    /// A step inside the container's setup failed.
+    #[error("{}", child_message(*.step, .detail, *.errno))]
+    Child {
+        step: Step,
+        detail: String,
+        errno: Errno,
+    },
+    #[error("container setup: {0}")]
+    Protocol(String),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] crate::cgroups::Error),
+    #[error("hook: {0}")]
+    Hook(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> Error {
+    let what = what.into();
+    move |errno| Error::Sys { what, errno }
+}
+
+/// The wording engines look for: runc's for exec failures.
+fn child_message(step: Step, detail: &str, errno: Errno) -> String {
+    let desc = errno.desc().to_lowercase();
+    match step {
+        Step::ExecNotFound if detail.contains('/') => {
+            format!("exec: \"{detail}\": stat {detail}: no such file or directory")
+        }
+        Step::ExecNotFound => format!("exec: \"{detail}\": executable file not found in $PATH"),
+        Step::ExecPermission => format!("exec: \"{detail}\": permission denied"),
+        _ if detail.is_empty() => format!("{}: {desc}", step.describe()),
+        _ => format!("{} {detail}: {desc}", step.describe()),
+    }
+}

@@ -1,0 +1,241 @@
+//! The launch path: what happens between clone and exec.
+//!
+//! The parent builds a [`Plan`] (everything pre-computed), clones once with
+//! every new-namespace flag, writes id maps and joins cgroups while the child
+//! waits on the sync socket, then lets it go. The child runs
+//! [`child::run`], a linear sequence of syscalls ending in execve. A second
+//! fork happens only to join a pid namespace or make a time namespace.
+
+pub mod child;
+pub mod error;
+pub mod hooks;
+pub mod plan;
+pub mod sync;
+pub mod sys;
+
+pub use error::{Error, Result};
+pub use plan::{Kind, Options, Plan};
+
+use crate::cgroups::Cgroup;
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 (into the cgroup when given), falling back to clone; returns like fork.
+fn clone(flags: u64, cgroup_fd: Option<i32>) -> std::result::Result<(libc::pid_t, bool), Errno> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc >= 0 {
+        return Ok((rc as libc::pid_t, cgroup_fd.is_some()));
+    }
+    let e = Errno::last();
+    if cgroup_fd.is_some() && e != Errno::ENOSYS {
+        // The kernel refused CLONE_INTO_CGROUP (e.g. a domain-invalid cgroup): join afterwards.
+        return clone(flags, None);
+    }
+    if e != Errno::ENOSYS {
+        return Err(e);
+    }
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok((rc as libc::pid_t, false))
+    }
+}
+
+/// A child that has been cloned and is waiting for `go`.
+pub struct Spawned {
+    pid: i32,
+    sync: OwnedFd,
+    second_fork: bool,
+}
+
+const STATE_BUF: usize = 64 * 1024;
+
+/// Clone the child, write its id maps, put it into `cgroup`. The child waits
+/// for [`Spawned::go`]; if this process dies first, the child exits.
+pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
+    let mut fds = [0i32; 2];
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(error::sys("socketpair")(Errno::last()));
+    }
+    let parent_sock = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    let child_sock = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    // Everything the child needs is allocated now.
+    let mut state_buf = vec![0u8; STATE_BUF];
+    let cg_fd = match cgroup.and_then(|c| c.v2_dir()) {
+        Some(dir) if !plan.user_ns => std::fs::File::open(dir).ok().map(OwnedFd::from),
+        _ => None,
+    };
+    let (pid, _joined) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(error::sys("clone"))?;
+    if pid == 0 {
+        unsafe { libc::close(parent_sock.as_raw_fd()) };
+        child::run(&plan, child_sock.as_raw_fd(), &mut state_buf);
+    }
+    drop(child_sock);
+    drop(cg_fd);
+    let spawned = Spawned {
+        pid,
+        sync: parent_sock,
+        second_fork: plan.second_fork,
+    };
+    let setup = || -> Result<()> {
+        if let Some(m) = &plan.uid_map {
+            write_proc(pid, "uid_map", m)?;
+        }
+        if let Some(m) = &plan.gid_map {
+            write_proc(pid, "gid_map", m)?;
+        }
+        if let Some(cg) = cgroup {
+            cg.add_process(pid)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        spawned.kill();
+        return Err(e);
+    }
+    Ok(spawned)
+}
+
+fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::write(&path, content).map_err(|e| Error::Io {
+        what: format!("write {path}"),
+        source: e,
+    })
+}
+
+impl Spawned {
+    /// The pid of the container process (after [`go`](Self::go), the final one).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Let the child continue; after a second fork, learn the final pid.
+    /// `state_json` is handed to the hooks the child runs itself.
+    pub fn go(&mut self, state_json: impl FnOnce(i32) -> Vec<u8>) -> Result<()> {
+        self.send(sync::Kind::Go)?;
+        if self.second_fork {
+            let m = self.recv()?;
+            match m.kind() {
+                Some(sync::Kind::Pid) => {
+                    let middle = self.pid;
+                    self.pid = m.value as i32;
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(middle), None);
+                }
+                _ => return Err(self.unexpected(m)),
+            }
+        }
+        let state = state_json(self.pid);
+        let mut m = sync::Msg::new(sync::Kind::State);
+        m.value = state.len() as i64;
+        if state.len() > STATE_BUF {
+            return Err(Error::Protocol("state JSON too large".into()));
+        }
+        sync::send(self.sync.as_raw_fd(), &m).map_err(error::sys("sync send"))?;
+        if !state.is_empty() {
+            sync::send_payload(&self.sync, &state).map_err(error::sys("sync send"))?;
+        }
+        Ok(())
+    }
+
+    /// Wait until the child is ready (blocked on the exec fifo for an init,
+    /// about to exec for `exec`). `pre_pivot` runs when the child asks for the
+    /// prestart/createRuntime hooks.
+    pub fn wait_ready(&mut self, mut pre_pivot: impl FnMut() -> Result<()>) -> Result<()> {
+        loop {
+            let m = self.recv()?;
+            match m.kind() {
+                Some(sync::Kind::Ready) => return Ok(()),
+                Some(sync::Kind::PrePivot) => {
+                    pre_pivot()?;
+                    self.send(sync::Kind::Continue)?;
+                }
+                _ => return Err(self.unexpected(m)),
+            }
+        }
+    }
+
+    fn send(&self, kind: sync::Kind) -> Result<()> {
+        sync::send(self.sync.as_raw_fd(), &sync::Msg::new(kind)).map_err(error::sys("sync send"))
+    }
+
+    fn recv(&self) -> Result<sync::Msg> {
+        match sync::recv(self.sync.as_raw_fd()) {
+            Ok(m) => Ok(m),
+            Err(Errno::EPIPE) => Err(Error::Protocol(
+                "the container process exited during setup".into(),
+            )),
+            Err(e) => Err(error::sys("sync receive")(e)),
+        }
+    }
+
+    fn unexpected(&self, m: sync::Msg) -> Error {
+        if m.kind() == Some(sync::Kind::Error) {
+            Error::Child {
+                step: sync::Step::from_u32(m.step).unwrap_or(sync::Step::Sync),
+                detail: String::from_utf8_lossy(m.detail()).into_owned(),
+                errno: Errno::from_raw(m.errno),
+            }
+        } else {
+            Error::Protocol(format!("unexpected message {}", m.kind))
+        }
+    }
+
+    /// Kill the child (and reap it if it is ours).
+    pub fn kill(&self) {
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+    }
+}

@@ -1,0 +1,789 @@
+//! Turn an OCI config into a `Plan`: every string the child needs as a
+//! CString, every flag computed, every fd opened — all before clone, so the
+//! child does nothing but syscalls.
+
+use super::error::{Error, Result};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// What the launch is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A container's init: new namespaces, rootfs, waits for `start`.
+    Init,
+    /// A process joining a running container (`mica exec`).
+    Exec,
+}
+
+pub struct MountOp {
+    pub source: Option<CString>,
+    /// Absolute path inside the container.
+    pub target: CString,
+    pub fstype: Option<CString>,
+    pub flags: libc::c_ulong,
+    pub data: Option<CString>,
+    pub propagation: libc::c_ulong,
+    pub bind: bool,
+    /// Bind of a non-directory: the mountpoint is a file.
+    pub file_target: bool,
+    /// v1 cgroup hierarchies to mount under a tmpfs at the target: (subdir, options).
+    pub cgroup_v1: Vec<(CString, CString)>,
+    /// mount cgroup2 (pure v2 host, or the "unified" dir of a hybrid one).
+    pub cgroup2: bool,
+}
+
+pub struct DeviceOp {
+    pub path: CString,
+    pub mode: libc::mode_t,
+    pub dev: libc::dev_t,
+    pub uid: u32,
+    pub gid: u32,
+    /// The host node to bind when mknod is not allowed (user namespace).
+    pub host_path: CString,
+}
+
+pub struct HookCmd {
+    pub path: CString,
+    pub argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub env: Vec<CString>,
+    pub envp: Vec<*const libc::c_char>,
+    pub timeout_ms: u64,
+}
+
+pub struct Caps {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+    pub last_cap: u32,
+}
+
+pub struct Plan {
+    pub kind: Kind,
+    /// CLONE_NEW* flags given to clone itself.
+    pub clone_flags: u64,
+    /// Namespaces joined by path, in order: (fd, CLONE_NEW* type).
+    pub join_ns: Vec<(OwnedFd, libc::c_int)>,
+    pub join_ns_paths: Vec<CString>,
+    /// Flags the middle process unshares before the second fork.
+    pub unshare_in_middle: libc::c_int,
+    pub second_fork: bool,
+    pub new_cgroupns: bool,
+    pub timens_offsets: Option<CString>,
+    pub user_ns: bool,
+
+    pub rootfs: CString,
+    pub rootfs_propagation: libc::c_ulong,
+    pub readonly_root: bool,
+    pub no_pivot: bool,
+    pub mounts: Vec<MountOp>,
+    /// /dev is a tmpfs mica mounts itself (read-only root with no /dev mount).
+    pub dev_tmpfs: bool,
+    /// Create the default devices and /dev symlinks.
+    pub setup_dev: bool,
+    pub devices: Vec<DeviceOp>,
+    pub masked_paths: Vec<CString>,
+    pub readonly_paths: Vec<CString>,
+    pub sysctls: Vec<(CString, CString)>,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+
+    pub cwd: CString,
+    pub rlimits: Vec<(libc::c_int, u64, u64)>,
+    pub personality: Option<libc::c_ulong>,
+    pub terminal: bool,
+    pub console_socket: Option<OwnedFd>,
+    pub console_size: Option<(u16, u16)>,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<libc::gid_t>,
+    pub umask: Option<libc::mode_t>,
+    pub caps: Option<Caps>,
+    pub no_new_privs: bool,
+    pub seccomp: Option<crate::seccomp::Program>,
+    pub oom_score_adj: Option<CString>,
+
+    /// The executable as named in args[0], and the paths to try for it.
+    pub arg0: CString,
+    pub exec_candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub env: Vec<CString>,
+    pub envp: Vec<*const libc::c_char>,
+
+    pub preserve_fds: i32,
+    /// O_RDWR fd of the exec fifo: the child blocks reading it until `start`.
+    pub exec_fifo: Option<OwnedFd>,
+    pub create_container_hooks: Vec<HookCmd>,
+    pub start_container_hooks: Vec<HookCmd>,
+    pub uid_map: Option<String>,
+    pub gid_map: Option<String>,
+    /// Stop between mounts and pivot so the parent runs prestart and
+    /// createRuntime hooks.
+    pub prepivot_hooks: bool,
+}
+
+fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString> {
+    CString::new(s.as_ref().to_vec()).map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
+}
+
+fn path_cstr(p: &Path, what: &str) -> Result<CString> {
+    cstr(p.as_os_str().as_bytes(), what)
+}
+
+pub fn ns_flag(t: LinuxNamespaceType) -> libc::c_int {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => 0x80, // CLONE_NEWTIME
+    }
+}
+
+/// Mount option -> (set flags, clear flags, propagation).
+fn mount_option(opt: &str) -> Option<(libc::c_ulong, libc::c_ulong, libc::c_ulong)> {
+    use libc::*;
+    Some(match opt {
+        "ro" => (MS_RDONLY, 0, 0),
+        "rw" => (0, MS_RDONLY, 0),
+        "suid" => (0, MS_NOSUID, 0),
+        "nosuid" => (MS_NOSUID, 0, 0),
+        "dev" => (0, MS_NODEV, 0),
+        "nodev" => (MS_NODEV, 0, 0),
+        "exec" => (0, MS_NOEXEC, 0),
+        "noexec" => (MS_NOEXEC, 0, 0),
+        "sync" => (MS_SYNCHRONOUS, 0, 0),
+        "async" => (0, MS_SYNCHRONOUS, 0),
+        "dirsync" => (MS_DIRSYNC, 0, 0),
+        "remount" => (MS_REMOUNT, 0, 0),
+        "mand" => (MS_MANDLOCK, 0, 0),
+        "nomand" => (0, MS_MANDLOCK, 0),
+        "atime" => (0, MS_NOATIME, 0),
+        "noatime" => (MS_NOATIME, 0, 0),
+        "diratime" => (0, MS_NODIRATIME, 0),
+        "nodiratime" => (MS_NODIRATIME, 0, 0),
+        "bind" => (MS_BIND, 0, 0),
+        "rbind" => (MS_BIND | MS_REC, 0, 0),
+        "relatime" => (MS_RELATIME, 0, 0),
+        "norelatime" => (0, MS_RELATIME, 0),
+        "strictatime" => (MS_STRICTATIME, 0, 0),
+        "nostrictatime" => (0, MS_STRICTATIME, 0),
+        "silent" => (MS_SILENT, 0, 0),
+        "loud" => (0, MS_SILENT, 0),
+        "private" => (0, 0, MS_PRIVATE),
+        "rprivate" => (0, 0, MS_PRIVATE | MS_REC),
+        "shared" => (0, 0, MS_SHARED),
+        "rshared" => (0, 0, MS_SHARED | MS_REC),
+        "slave" => (0, 0, MS_SLAVE),
+        "rslave" => (0, 0, MS_SLAVE | MS_REC),
+        "unbindable" => (0, 0, MS_UNBINDABLE),
+        "runbindable" => (0, 0, MS_UNBINDABLE | MS_REC),
+        _ => return None,
+    })
+}
+
+pub fn propagation_flags(s: &str) -> Result<libc::c_ulong> {
+    match mount_option(s) {
+        Some((0, 0, p)) if p != 0 => Ok(p),
+        _ => Err(Error::Config(format!("invalid rootfsPropagation {s:?}"))),
+    }
+}
+
+/// The v1 hierarchies and whether cgroup2 is mounted, from /proc/self/mountinfo.
+fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v1 = Vec::new();
+    let mut v2 = false;
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let mp = left.split(' ').nth(4).unwrap_or("");
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("");
+        let _src = r.next();
+        let sopts = r.next().unwrap_or("");
+        if fstype == "cgroup2" {
+            v2 = true;
+        } else if fstype == "cgroup" {
+            let name = Path::new(mp).file_name().map(|n| n.to_string_lossy().into_owned());
+            let ctrls: Vec<&str> = sopts
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                .collect();
+            if let Some(name) = name {
+                v1.push((name, ctrls.join(",")));
+            }
+        }
+    }
+    (v1, v2)
+}
+
+fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> Result<MountOp> {
+    let target = m.destination();
+    if !target.is_absolute() {
+        return Err(Error::Config(format!("mount destination {target:?} is not absolute")));
+    }
+    let fstype = m.typ().clone().unwrap_or_default();
+    let mut flags: libc::c_ulong = 0;
+    let mut propagation: libc::c_ulong = 0;
+    let mut data: Vec<String> = Vec::new();
+    for opt in m.options().iter().flatten() {
+        match mount_option(opt) {
+            Some((set, clear, prop)) => {
+                flags = (flags | set) & !clear;
+                propagation |= prop;
+            }
+            None if opt == "tmpcopyup" || opt.starts_with("idmap") || opt == "rro" => {
+                return Err(Error::Config(format!(
+                    "mount {target:?}: option {opt:?} is not supported"
+                )))
+            }
+            None => data.push(opt.clone()),
+        }
+    }
+    let bind = fstype == "bind" || flags & libc::MS_BIND != 0;
+    let mut source = m.source().clone();
+    if bind {
+        flags |= libc::MS_BIND;
+        if let Some(s) = &source {
+            if s.is_relative() {
+                source = Some(bundle.join(s));
+            }
+        }
+    }
+    let src = source.clone().unwrap_or_else(|| PathBuf::from(&fstype));
+    let file_target = bind && std::fs::metadata(&src).map(|md| !md.is_dir()).unwrap_or(false);
+    if bind && !src.exists() {
+        return Err(Error::Config(format!(
+            "mount {target:?}: source {src:?} does not exist"
+        )));
+    }
+    let (cgroup_v1, cgroup2) = if fstype == "cgroup" || fstype == "cgroup2" {
+        if cg.0.is_empty() {
+            (Vec::new(), true)
+        } else {
+            let mut v = Vec::new();
+            for (name, opts) in &cg.0 {
+                v.push((cstr(name, "cgroup name")?, cstr(opts, "cgroup options")?));
+            }
+            (v, false)
+        }
+    } else {
+        (Vec::new(), false)
+    };
+    let data = if data.is_empty() { None } else { Some(cstr(data.join(","), "mount data")?) };
+    Ok(MountOp {
+        source: Some(path_cstr(&src, "mount source")?),
+        target: path_cstr(target, "mount destination")?,
+        fstype: if bind { None } else { Some(cstr(&fstype, "mount type")?) },
+        flags,
+        data,
+        propagation,
+        bind,
+        file_target,
+        cgroup_v1,
+        cgroup2,
+    })
+}
+
+fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Result<u64> {
+    let mut mask = 0u64;
+    for c in set.into_iter().flatten() {
+        let name = c.to_string();
+        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        match caps::Capability::from_str(&name) {
+            Ok(cap) if (cap.index() as u32) <= last_cap => mask |= cap.bitmask(),
+            // A capability this kernel does not know is skipped, as runc does.
+            _ => {}
+        }
+    }
+    Ok(mask)
+}
+
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::c_int {
+    use oci_spec::runtime::PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as libc::c_int
+}
+
+fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// Paths to try for args[0]: itself when it has a '/', else each PATH entry
+/// of the container's environment (the container's, not mica's).
+fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
+    if arg0.contains('/') {
+        return vec![arg0.to_string()];
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| format!("{}/{}", d.trim_end_matches('/'), arg0))
+        .collect()
+}
+
+pub fn build_hook(h: &oci_spec::runtime::Hook) -> Result<HookCmd> {
+    let path = path_cstr(h.path(), "hook path")?;
+    let args: Vec<String> = h
+        .args()
+        .clone()
+        .unwrap_or_else(|| vec![h.path().to_string_lossy().into_owned()]);
+    let argv = args.iter().map(|a| cstr(a, "hook arg")).collect::<Result<Vec<_>>>()?;
+    let env = h
+        .env()
+        .iter()
+        .flatten()
+        .map(|a| cstr(a, "hook env"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(HookCmd {
+        argv_ptrs: ptrs(&argv),
+        envp: ptrs(&env),
+        path,
+        argv,
+        env,
+        timeout_ms: h.timeout().map(|t| t.max(1) as u64 * 1000).unwrap_or(0),
+    })
+}
+
+fn id_map(m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>) -> Option<String> {
+    let m = m.as_ref()?;
+    if m.is_empty() {
+        return None;
+    }
+    Some(
+        m.iter()
+            .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+            .collect(),
+    )
+}
+
+pub struct Options<'a> {
+    pub kind: Kind,
+    pub bundle: &'a Path,
+    pub no_pivot: bool,
+    pub console_socket: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub exec_fifo: Option<OwnedFd>,
+    /// For exec: the pid of the container's init, whose namespaces are joined.
+    pub join_pid: Option<i32>,
+}
+
+/// Build the plan for `spec`. Checks everything that can be checked before
+/// clone, so a bad config fails here with nothing created.
+pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("config has no process".into()))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::Config("process.args must not be empty".into()));
+    }
+    let default_linux = oci_spec::runtime::Linux::default();
+    let linux = spec.linux().as_ref().unwrap_or(&default_linux);
+    let cg = cgroup_hierarchies();
+
+    // Namespaces.
+    let mut clone_flags: u64 = 0;
+    let mut join: Vec<(OwnedFd, libc::c_int, CString)> = Vec::new();
+    let mut unshare_in_middle = 0;
+    let mut second_fork = false;
+    let mut new_cgroupns = false;
+    let mut user_ns = false;
+    let mut has_mount_ns = false;
+    let mut time_new = false;
+    let empty = Vec::new();
+    let namespaces = if opts.kind == Kind::Exec { &empty } else { linux.namespaces().as_ref().unwrap_or(&empty) };
+    let mut seen = Vec::new();
+    for ns in namespaces {
+        let flag = ns_flag(ns.typ());
+        if seen.contains(&flag) {
+            return Err(Error::Config(format!("namespace {} listed twice", ns.typ())));
+        }
+        seen.push(flag);
+        if ns.typ() == LinuxNamespaceType::Mount {
+            has_mount_ns = true;
+        }
+        match ns.path() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                let f = std::fs::File::open(p).map_err(|e| Error::Io {
+                    what: format!("open {} namespace path {}", ns.typ(), p.display()),
+                    source: e,
+                })?;
+                if ns.typ() == LinuxNamespaceType::Pid || ns.typ() == LinuxNamespaceType::Time {
+                    second_fork = true;
+                }
+                join.push((OwnedFd::from(f), flag, path_cstr(p, "namespace path")?));
+            }
+            _ => match ns.typ() {
+                LinuxNamespaceType::Cgroup => new_cgroupns = true,
+                LinuxNamespaceType::Time => time_new = true,
+                LinuxNamespaceType::User => {
+                    user_ns = true;
+                    clone_flags |= flag as u64;
+                }
+                _ => clone_flags |= flag as u64,
+            },
+        }
+    }
+    if opts.kind == Kind::Init && !has_mount_ns {
+        return Err(Error::Config("a mount namespace is required (mica never mounts in the host's)".into()));
+    }
+    let mut timens_offsets = None;
+    if time_new {
+        second_fork = true;
+        unshare_in_middle |= 0x80;
+        let mut s = String::new();
+        for (clock, off) in linux.time_offsets().iter().flatten() {
+            s.push_str(&format!("{} {} {}\n", clock, off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        }
+        if !s.is_empty() {
+            timens_offsets = Some(cstr(s, "time offsets")?);
+        }
+    } else if linux.time_offsets().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::Config("timeOffsets given without a new time namespace".into()));
+    }
+    if second_fork && clone_flags & libc::CLONE_NEWPID as u64 != 0 {
+        // The middle unshares the pid namespace so the final process is its pid 1.
+        clone_flags &= !(libc::CLONE_NEWPID as u64);
+        unshare_in_middle |= libc::CLONE_NEWPID;
+    }
+    // Join the user namespace first: it grants the rights to join the rest.
+    join.sort_by_key(|(_, f, _)| if *f == libc::CLONE_NEWUSER { 0 } else if *f == libc::CLONE_NEWNS { 2 } else { 1 });
+    if opts.kind == Kind::Exec {
+        let pid = opts.join_pid.ok_or_else(|| Error::Config("exec needs a running container".into()))?;
+        for (name, flag) in [
+            ("user", libc::CLONE_NEWUSER),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+            ("net", libc::CLONE_NEWNET),
+            ("pid", libc::CLONE_NEWPID),
+            ("cgroup", libc::CLONE_NEWCGROUP),
+            ("time", 0x80),
+            ("mnt", libc::CLONE_NEWNS),
+        ] {
+            let p = format!("/proc/{pid}/ns/{name}");
+            let own = format!("/proc/self/ns/{name}");
+            // Only join what differs from ours (joining our own user ns is EINVAL).
+            if let (Ok(a), Ok(b)) = (std::fs::read_link(&p), std::fs::read_link(&own)) {
+                if a == b {
+                    continue;
+                }
+            }
+            let Ok(f) = std::fs::File::open(&p) else { continue };
+            if flag == libc::CLONE_NEWPID || flag == 0x80 {
+                second_fork = true;
+            }
+            join.push((OwnedFd::from(f), flag, cstr(&p, "ns path")?));
+        }
+    }
+    let (join_ns, join_ns_paths): (Vec<_>, Vec<_>) = join.into_iter().map(|(f, t, p)| ((f, t), p)).unzip();
+
+    // Root filesystem.
+    let root = spec.root().as_ref();
+    let root_path = root.map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
+    let root_path = if root_path.is_relative() { opts.bundle.join(root_path) } else { root_path };
+    let rootfs = if opts.kind == Kind::Init {
+        let canon = std::fs::canonicalize(&root_path).map_err(|e| Error::Io {
+            what: format!("rootfs {}", root_path.display()),
+            source: e,
+        })?;
+        if !canon.is_dir() {
+            return Err(Error::Config(format!("rootfs {} is not a directory", canon.display())));
+        }
+        canon
+    } else {
+        PathBuf::from("/")
+    };
+    let readonly_root = root.and_then(|r| r.readonly()).unwrap_or(false);
+    let rootfs_propagation = match linux.rootfs_propagation() {
+        Some(p) if !p.is_empty() => propagation_flags(p)?,
+        _ => 0,
+    };
+
+    let mut mounts = Vec::new();
+    let mut has_dev_mount = false;
+    if opts.kind == Kind::Init {
+        for m in spec.mounts().iter().flatten() {
+            if m.destination() == Path::new("/dev") {
+                has_dev_mount = true;
+            }
+            mounts.push(build_mount(m, opts.bundle, &cg)?);
+        }
+    }
+    let dev_tmpfs = opts.kind == Kind::Init && !has_dev_mount && readonly_root;
+    let setup_dev = opts.kind == Kind::Init;
+
+    let mut devices = Vec::new();
+    if opts.kind == Kind::Init {
+        let defaults: [(&str, u64, u64); 6] = [
+            ("/dev/null", 1, 3),
+            ("/dev/zero", 1, 5),
+            ("/dev/full", 1, 7),
+            ("/dev/random", 1, 8),
+            ("/dev/urandom", 1, 9),
+            ("/dev/tty", 5, 0),
+        ];
+        let listed: Vec<PathBuf> = linux.devices().iter().flatten().map(|d| d.path().clone()).collect();
+        for (p, maj, min) in defaults {
+            if listed.iter().any(|l| l == Path::new(p)) {
+                continue;
+            }
+            devices.push(DeviceOp {
+                path: cstr(p, "device")?,
+                mode: libc::S_IFCHR | 0o666,
+                dev: libc::makedev(maj as u32, min as u32),
+                uid: 0,
+                gid: 0,
+                host_path: cstr(p, "device")?,
+            });
+        }
+        for d in linux.devices().iter().flatten() {
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+                LinuxDeviceType::B => libc::S_IFBLK,
+                LinuxDeviceType::P => libc::S_IFIFO,
+                LinuxDeviceType::A => {
+                    return Err(Error::Config(format!("device {:?}: type 'a' cannot be created", d.path())))
+                }
+            };
+            if !d.path().is_absolute() {
+                return Err(Error::Config(format!("device path {:?} is not absolute", d.path())));
+            }
+            devices.push(DeviceOp {
+                path: path_cstr(d.path(), "device path")?,
+                mode: kind | d.file_mode().unwrap_or(0o666) & 0o7777,
+                dev: libc::makedev(d.major() as u32, d.minor() as u32),
+                uid: d.uid().unwrap_or(0),
+                gid: d.gid().unwrap_or(0),
+                host_path: path_cstr(d.path(), "device path")?,
+            });
+        }
+    }
+
+    let cs = |v: &Option<Vec<String>>, what: &str| -> Result<Vec<CString>> {
+        v.iter().flatten().map(|p| cstr(p, what)).collect()
+    };
+    let (masked_paths, readonly_paths) = if opts.kind == Kind::Init {
+        (cs(linux.masked_paths(), "masked path")?, cs(linux.readonly_paths(), "readonly path")?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    let mut sysctls = Vec::new();
+    if opts.kind == Kind::Init {
+        let mut keys: Vec<_> = linux.sysctl().iter().flatten().collect();
+        keys.sort();
+        for (k, v) in keys {
+            if k.contains("..") || k.contains('\0') {
+                return Err(Error::Config(format!("invalid sysctl {k:?}")));
+            }
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            sysctls.push((cstr(path, "sysctl")?, cstr(v, "sysctl value")?));
+        }
+    }
+    let uts = opts.kind == Kind::Init && namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Uts);
+    let hostname = match spec.hostname() {
+        Some(h) if opts.kind == Kind::Init && !h.is_empty() => {
+            if !uts {
+                return Err(Error::Config("hostname set without a new uts namespace".into()));
+            }
+            Some(cstr(h, "hostname")?)
+        }
+        _ => None,
+    };
+    let domainname = match spec.domainname() {
+        Some(h) if opts.kind == Kind::Init && !h.is_empty() => {
+            if !uts {
+                return Err(Error::Config("domainname set without a new uts namespace".into()));
+            }
+            Some(cstr(h, "domainname")?)
+        }
+        _ => None,
+    };
+
+    // The process.
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        return Err(Error::Config(format!("process.cwd {cwd:?} must be absolute")));
+    }
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let env_c = env.iter().map(|e| cstr(e, "env")).collect::<Result<Vec<_>>>()?;
+    let argv = args.iter().map(|a| cstr(a, "arg")).collect::<Result<Vec<_>>>()?;
+    let exec_candidates = exec_candidates(&args[0], &env)
+        .into_iter()
+        .map(|c| cstr(c, "exec path"))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut rlimits = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        if r.soft() > r.hard() {
+            return Err(Error::Config(format!("rlimit {:?}: soft limit above hard limit", r.typ())));
+        }
+        rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
+    }
+    let personality = match linux.personality() {
+        Some(p) => {
+            use oci_spec::runtime::LinuxPersonalityDomain::*;
+            let d = match p.domain() {
+                PerLinux => 0,
+                PerLinux32 => 8,
+            };
+            Some(d as libc::c_ulong)
+        }
+        None => None,
+    };
+
+    let last_cap = last_cap();
+    let caps = match process.capabilities() {
+        Some(c) => Some(Caps {
+            bounding: cap_mask(c.bounding().as_ref(), last_cap)?,
+            effective: cap_mask(c.effective().as_ref(), last_cap)?,
+            permitted: cap_mask(c.permitted().as_ref(), last_cap)?,
+            inheritable: cap_mask(c.inheritable().as_ref(), last_cap)?,
+            ambient: cap_mask(c.ambient().as_ref(), last_cap)?,
+            last_cap,
+        }),
+        None => Some(Caps { bounding: 0, effective: 0, permitted: 0, inheritable: 0, ambient: 0, last_cap }),
+    };
+    let user = process.user();
+    let seccomp = match linux.seccomp() {
+        Some(s) => Some(crate::seccomp::compile(s).map_err(|e| Error::Config(format!("seccomp: {e}")))?),
+        None => None,
+    };
+    let (create_container_hooks, start_container_hooks) = match (opts.kind, spec.hooks()) {
+        (Kind::Init, Some(h)) => (
+            h.create_container().iter().flatten().map(build_hook).collect::<Result<Vec<_>>>()?,
+            h.start_container().iter().flatten().map(build_hook).collect::<Result<Vec<_>>>()?,
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Config(
+            "process.terminal is true: a --console-socket is required".into(),
+        ));
+    }
+    if let Some(fd) = &opts.console_socket {
+        let _ = fd.as_raw_fd();
+    }
+    let (uid_map, gid_map) = if user_ns {
+        (id_map(linux.uid_mappings()), id_map(linux.gid_mappings()))
+    } else {
+        (None, None)
+    };
+    if user_ns && (uid_map.is_none() || gid_map.is_none()) {
+        return Err(Error::Config("a new user namespace needs uidMappings and gidMappings".into()));
+    }
+
+    Ok(Plan {
+        kind: opts.kind,
+        clone_flags,
+        join_ns,
+        join_ns_paths,
+        unshare_in_middle,
+        second_fork,
+        new_cgroupns: new_cgroupns && opts.kind == Kind::Init,
+        timens_offsets,
+        user_ns,
+        rootfs: path_cstr(&rootfs, "rootfs")?,
+        rootfs_propagation,
+        readonly_root,
+        no_pivot: opts.no_pivot,
+        mounts,
+        dev_tmpfs,
+        setup_dev,
+        devices,
+        masked_paths,
+        readonly_paths,
+        sysctls,
+        hostname,
+        domainname,
+        cwd: path_cstr(cwd, "cwd")?,
+        rlimits,
+        personality,
+        terminal,
+        console_socket: opts.console_socket,
+        console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        caps,
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        seccomp,
+        oom_score_adj: process.oom_score_adj().map(|v| cstr(v.to_string(), "oom")).transpose()?,
+        arg0: cstr(&args[0], "arg0")?,
+        exec_candidates,
+        argv_ptrs: ptrs(&argv),
+        argv,
+        envp: ptrs(&env_c),
+        env: env_c,
+        preserve_fds: opts.preserve_fds,
+        exec_fifo: opts.exec_fifo,
+        create_container_hooks,
+        start_container_hooks,
+        uid_map,
+        gid_map,
+        prepivot_hooks: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_follow_container_path() {
+        let env = vec!["PATH=/a:/b/".to_string()];
+        assert_eq!(exec_candidates("ls", &env), vec!["/a/ls", "/b/ls"]);
+        assert_eq!(exec_candidates("/bin/ls", &env), vec!["/bin/ls"]);
+        assert_eq!(exec_candidates("./x", &[]), vec!["./x"]);
+    }
+
+    #[test]
+    fn mount_options_map_to_flags() {
+        assert_eq!(mount_option("ro"), Some((libc::MS_RDONLY, 0, 0)));
+        assert_eq!(mount_option("rbind"), Some((libc::MS_BIND | libc::MS_REC, 0, 0)));
+        assert_eq!(mount_option("rslave"), Some((0, 0, libc::MS_SLAVE | libc::MS_REC)));
+        assert_eq!(mount_option("mode=755"), None);
+        assert!(propagation_flags("rprivate").is_ok());
+        assert!(propagation_flags("ro").is_err());
+    }
+}

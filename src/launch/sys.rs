@@ -1,0 +1,351 @@
+//! Raw, allocation-free syscall wrappers for the child between clone and exec.
+//!
+//! Everything here is async-signal-safe: no heap, no locks, only syscalls
+//! and stack buffers. Errors are returned as `Errno`.
+
+use libc::{c_char, c_int, c_ulong, c_void};
+use nix::errno::Errno;
+use std::ffi::CStr;
+
+pub type SysResult<T> = Result<T, Errno>;
+
+fn check(rc: libc::c_long) -> SysResult<libc::c_long> {
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn check_int(rc: c_int) -> SysResult<c_int> {
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// A NUL-terminated path built on the stack.
+pub struct PathBuf {
+    buf: [u8; 4096],
+    len: usize,
+}
+
+impl PathBuf {
+    pub const fn new() -> Self {
+        PathBuf {
+            buf: [0; 4096],
+            len: 0,
+        }
+    }
+    pub fn push_bytes(&mut self, b: &[u8]) -> SysResult<()> {
+        if self.len + b.len() >= self.buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+        self.buf[self.len] = 0;
+        Ok(())
+    }
+    pub fn push_num(&mut self, mut n: u64) -> SysResult<()> {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = tmp;
+        self.push_bytes(&digits[i..])
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.buf[0] = 0;
+    }
+    pub fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr() as *const c_char
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    /// "/proc/self/fd/N" for an O_PATH fd: the way to mount onto a resolved target.
+    pub fn proc_fd(fd: c_int) -> SysResult<Self> {
+        let mut p = PathBuf::new();
+        p.push_bytes(b"/proc/self/fd/")?;
+        p.push_num(fd as u64)?;
+        Ok(p)
+    }
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were `/`,
+/// so no `..` or symlink in a container-controlled tree can escape it.
+pub fn open_in_root(root: c_int, path: *const c_char, flags: c_int) -> SysResult<c_int> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            path,
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(rc).map(|fd| fd as c_int)
+}
+
+pub fn open(path: *const c_char, flags: c_int, mode: libc::mode_t) -> SysResult<c_int> {
+    check_int(unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) })
+}
+
+pub fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: libc::mode_t) -> SysResult<c_int> {
+    check_int(unsafe { libc::openat(dir, path, flags | libc::O_CLOEXEC, mode) })
+}
+
+pub fn close(fd: c_int) {
+    unsafe { libc::close(fd) };
+}
+
+pub fn mount(
+    source: *const c_char,
+    target: *const c_char,
+    fstype: *const c_char,
+    flags: c_ulong,
+    data: *const c_void,
+) -> SysResult<()> {
+    check_int(unsafe { libc::mount(source, target, fstype, flags, data) }).map(drop)
+}
+
+pub fn umount2(target: *const c_char, flags: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::umount2(target, flags) }).map(drop)
+}
+
+pub fn mkdirat(dir: c_int, name: *const c_char, mode: libc::mode_t) -> SysResult<()> {
+    match check_int(unsafe { libc::mkdirat(dir, name, mode) }) {
+        Ok(_) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn mknodat(dir: c_int, name: *const c_char, mode: libc::mode_t, dev: libc::dev_t) -> SysResult<()> {
+    check_int(unsafe { libc::mknodat(dir, name, mode, dev) }).map(drop)
+}
+
+pub fn symlinkat(target: *const c_char, dir: c_int, name: *const c_char) -> SysResult<()> {
+    match check_int(unsafe { libc::symlinkat(target, dir, name) }) {
+        Ok(_) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn fchownat(dir: c_int, name: *const c_char, uid: u32, gid: u32, flags: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::fchownat(dir, name, uid, gid, flags) }).map(drop)
+}
+
+pub fn fchmodat(dir: c_int, name: *const c_char, mode: libc::mode_t) -> SysResult<()> {
+    check_int(unsafe { libc::fchmodat(dir, name, mode, 0) }).map(drop)
+}
+
+pub fn fstatat(dir: c_int, name: *const c_char, flags: c_int) -> SysResult<libc::stat> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check_int(unsafe { libc::fstatat(dir, name, &mut st, flags) })?;
+    Ok(st)
+}
+
+pub fn fstatfs_flags(fd: c_int) -> SysResult<c_ulong> {
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    check_int(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    Ok(st.f_flag)
+}
+
+pub fn chdir(path: *const c_char) -> SysResult<()> {
+    check_int(unsafe { libc::chdir(path) }).map(drop)
+}
+
+pub fn fchdir(fd: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+pub fn chroot(path: *const c_char) -> SysResult<()> {
+    check_int(unsafe { libc::chroot(path) }).map(drop)
+}
+
+pub fn pivot_root(new_root: *const c_char, put_old: *const c_char) -> SysResult<()> {
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root, put_old) }).map(drop)
+}
+
+pub fn setns(fd: c_int, nstype: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+pub fn unshare(flags: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn prctl(op: c_int, a: c_ulong, b: c_ulong, c: c_ulong, d: c_ulong) -> SysResult<c_int> {
+    check_int(unsafe { libc::prctl(op, a, b, c, d) })
+}
+
+pub fn write_all(fd: c_int, mut data: &[u8]) -> SysResult<()> {
+    while !data.is_empty() {
+        let n = unsafe { libc::write(fd, data.as_ptr() as *const c_void, data.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Open `path` for writing and write `data` (for /proc and /sys knobs).
+pub fn write_file(path: *const c_char, data: &[u8]) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY, 0)?;
+    let r = write_all(fd, data);
+    close(fd);
+    r
+}
+
+pub fn read(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+pub fn fork() -> SysResult<libc::pid_t> {
+    // The raw syscall: no atfork handlers, nothing but the kernel's copy.
+    check(unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0usize, 0usize, 0usize, 0usize) })
+        .map(|p| p as libc::pid_t)
+}
+
+pub fn waitpid(pid: libc::pid_t, flags: c_int) -> SysResult<(libc::pid_t, c_int)> {
+    let mut status = 0;
+    loop {
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if rc >= 0 {
+            return Ok((rc, status));
+        }
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+pub fn exit(code: c_int) -> ! {
+    unsafe { libc::_exit(code) }
+}
+
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// capset(2) with 64-bit masks (version 3).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
+    let hdr = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) }).map(drop)
+}
+
+pub fn close_range_cloexec(first: u32) -> SysResult<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(drop)
+}
+
+pub fn clear_cloexec(fd: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
+    check_int(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+/// Reset every signal disposition to default and unblock all signals
+/// (the parent may ignore SIGPIPE or block signals it forwards).
+pub fn reset_signals() {
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Write a message straight to fd 2 (used only when nobody else can report).
+pub fn report_stderr(parts: &[&[u8]]) {
+    for p in parts {
+        let _ = write_all(2, p);
+    }
+}
+
+pub fn cstr_bytes(c: &CStr) -> &[u8] {
+    c.to_bytes()
+}
+
+pub fn errno_name(e: Errno) -> &'static str {
+    e.desc()
+}
