@@ -4,6 +4,10 @@
 //! prepared (`Plan`): no allocation, no locks, no formatting. A failed step
 //! becomes a fixed-size `Msg` sent to the parent, which turns it into words.
 
+// Errors are fixed-size messages returned by value on purpose: boxing would
+// allocate in the forked child.
+#![allow(clippy::result_large_err)]
+
 use super::plan::{HookCmd, Kind, MountOp, Plan};
 use super::sync::{self, Msg, Step};
 use super::sys::{self, PathBuf};
@@ -65,10 +69,8 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         // After the parent put us in our cgroup: that becomes the ns root.
         sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail(Step::Unshare, b"cgroup"))?;
     }
-    if plan.kind == Kind::Init || plan.terminal {
-        if unsafe { libc::setsid() } < 0 {
-            return Err(Msg::error(Step::Setsid, Errno::last(), NO_DETAIL));
-        }
+    if (plan.kind == Kind::Init || plan.terminal) && unsafe { libc::setsid() } < 0 {
+        return Err(Msg::error(Step::Setsid, Errno::last(), NO_DETAIL));
     }
 
     if plan.kind == Kind::Init {

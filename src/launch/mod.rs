@@ -6,12 +6,12 @@
 //! [`child::run`], a linear sequence of syscalls ending in execve. A second
 //! fork happens only to join a pid namespace or make a time namespace.
 
-pub mod child;
+mod child;
 pub mod error;
 pub mod hooks;
 pub mod plan;
-pub mod sync;
-pub mod sys;
+mod sync;
+mod sys;
 
 pub use error::{Error, Result};
 pub use plan::{Kind, Options, Plan};

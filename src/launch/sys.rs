@@ -5,7 +5,6 @@
 
 use libc::{c_char, c_int, c_ulong, c_void};
 use nix::errno::Errno;
-use std::ffi::CStr;
 
 pub type SysResult<T> = Result<T, Errno>;
 
@@ -61,15 +60,8 @@ impl PathBuf {
         let digits = tmp;
         self.push_bytes(&digits[i..])
     }
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.buf[0] = 0;
-    }
     pub fn as_ptr(&self) -> *const c_char {
         self.buf.as_ptr() as *const c_char
-    }
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
     }
     /// "/proc/self/fd/N" for an O_PATH fd: the way to mount onto a resolved target.
     pub fn proc_fd(fd: c_int) -> SysResult<Self> {
@@ -340,12 +332,4 @@ pub fn report_stderr(parts: &[&[u8]]) {
     for p in parts {
         let _ = write_all(2, p);
     }
-}
-
-pub fn cstr_bytes(c: &CStr) -> &[u8] {
-    c.to_bytes()
-}
-
-pub fn errno_name(e: Errno) -> &'static str {
-    e.desc()
 }
