@@ -124,7 +124,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
         dir.save(st)?;
         cg.create()?;
         if let Some(r) = linux.resources() {
-            cg.apply(r)?;
+            let mut r = r.clone();
+            // The devices the config creates are also allowed in the device cgroup, as runc does.
+            if let Some(rules) = r.devices().clone() {
+                let mut rules = rules;
+                rules.extend(linux.devices().iter().flatten().map(oci_spec::runtime::LinuxDeviceCgroup::from));
+                r.set_devices(Some(rules));
+            }
+            cg.apply(&r)?;
         }
         let fifo = dir.fifo_path();
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -143,7 +150,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
             spawned.go(|pid| snapshot.hook_json(Status::Creating, pid))?;
             st.init = Proc::of(spawned.pid());
             dir.save(st)?;
-            let json = st.hook_json(Status::Creating, spawned.pid());
+            // What runc and the conformance suite expect prestart to see.
+            let json = st.hook_json(Status::Created, spawned.pid());
             spawned.wait_ready(|| {
                 hooks::run_all(hooks.prestart().as_ref(), &json)?;
                 hooks::run_all(hooks.create_runtime().as_ref(), &json)

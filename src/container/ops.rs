@@ -124,8 +124,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     };
     let status = st.status();
     match status {
-        Status::Stopped | Status::Created => {}
-        Status::Creating | Status::Running | Status::Paused if force => {}
+        Status::Stopped => {}
+        Status::Creating | Status::Created | Status::Running | Status::Paused if force => {}
         s => {
             return Err(Error::Other(format!(
                 "cannot delete container {id} that is not stopped: {s}"

@@ -47,9 +47,20 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     unsafe { libc::umask(0) };
     // Every fd the caller leaked to us is closed at exec; only 0-2 and the
     // preserved ones reach the container process.
+    sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds).map_err(fail(Step::Fds, NO_DETAIL))?;
     sys::close_range_cloexec(3 + plan.preserve_fds as u32).map_err(fail(Step::Fds, NO_DETAIL))?;
 
     expect(sync_fd, sync::Kind::Go)?;
+    if plan.user_ns {
+        // The maps are written: become the namespace's root, so what we
+        // create is owned by a mapped id (else EOVERFLOW).
+        if unsafe { libc::setresgid(0, 0, 0) } < 0 {
+            return Err(Msg::error(Step::SetGid, Errno::last(), b"user namespace root"));
+        }
+        if unsafe { libc::setresuid(0, 0, 0) } < 0 {
+            return Err(Msg::error(Step::SetUid, Errno::last(), b"user namespace root"));
+        }
+    }
     if let Some(v) = &plan.oom_score_adj {
         sys::write_file(c"/proc/self/oom_score_adj".as_ptr(), v.to_bytes())
             .map_err(fail(Step::OomScore, v.to_bytes()))?;

@@ -116,6 +116,8 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         Some(dir) if !plan.user_ns => std::fs::File::open(dir).ok().map(OwnedFd::from),
         _ => None,
     };
+    let mut plan = plan;
+    plan.keep_fds = keep_fds(&plan, child_sock.as_raw_fd());
     let (pid, _joined) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
         .map_err(error::sys("clone"))?;
     if pid == 0 {
@@ -146,6 +148,16 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         return Err(e);
     }
     Ok(spawned)
+}
+
+/// The fds the child needs until exec.
+fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
+    let mut v: Vec<i32> = plan.join_ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
+    v.push(sync);
+    v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
+    v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
+    v.sort_unstable();
+    v
 }
 
 fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {

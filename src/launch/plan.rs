@@ -127,6 +127,9 @@ pub struct Plan {
     /// Stop between mounts and pivot so the parent runs prestart and
     /// createRuntime hooks.
     pub prepivot_hooks: bool,
+    /// The fds the child keeps (sorted); every other fd above the preserved
+    /// ones is closed first thing — the parent's state-dir lock among them.
+    pub keep_fds: Vec<i32>,
 }
 
 fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString> {
@@ -293,6 +296,16 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         cgroup_v1,
         cgroup2,
     })
+}
+
+/// Our own bounding set: a capability outside it cannot be granted.
+fn own_bounding() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX)
 }
 
 fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Result<u64> {
@@ -463,7 +476,8 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         }
     }
     if opts.kind == Kind::Init && !has_mount_ns {
-        return Err(Error::Config("a mount namespace is required (mica never mounts in the host's)".into()));
+        // mica never mounts in the host's namespace: a container always gets its own.
+        clone_flags |= libc::CLONE_NEWNS as u64;
     }
     let mut timens_offsets = None;
     if time_new {
@@ -671,15 +685,33 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     };
 
     let last_cap = last_cap();
+    let own = own_bounding();
     let caps = match process.capabilities() {
-        Some(c) => Some(Caps {
-            bounding: cap_mask(c.bounding().as_ref(), last_cap)?,
-            effective: cap_mask(c.effective().as_ref(), last_cap)?,
-            permitted: cap_mask(c.permitted().as_ref(), last_cap)?,
-            inheritable: cap_mask(c.inheritable().as_ref(), last_cap)?,
-            ambient: cap_mask(c.ambient().as_ref(), last_cap)?,
-            last_cap,
-        }),
+        Some(c) => {
+            let wanted = cap_mask(c.bounding().as_ref(), last_cap)?
+                | cap_mask(c.permitted().as_ref(), last_cap)?
+                | cap_mask(c.effective().as_ref(), last_cap)?;
+            let missing = wanted & !own;
+            if missing != 0 {
+                let names: Vec<String> = caps::all()
+                    .into_iter()
+                    .filter(|c| missing & c.bitmask() != 0)
+                    .map(|c| c.to_string())
+                    .collect();
+                return Err(Error::Config(format!(
+                    "capabilities {} are not in mica's own bounding set: this host does not grant them",
+                    names.join(", ")
+                )));
+            }
+            Some(Caps {
+                bounding: cap_mask(c.bounding().as_ref(), last_cap)?,
+                effective: cap_mask(c.effective().as_ref(), last_cap)?,
+                permitted: cap_mask(c.permitted().as_ref(), last_cap)?,
+                inheritable: cap_mask(c.inheritable().as_ref(), last_cap)?,
+                ambient: cap_mask(c.ambient().as_ref(), last_cap)?,
+                last_cap,
+            })
+        }
         None => Some(Caps { bounding: 0, effective: 0, permitted: 0, inheritable: 0, ambient: 0, last_cap }),
     };
     let user = process.user();
@@ -762,6 +794,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         uid_map,
         gid_map,
         prepivot_hooks: false,
+        keep_fds: Vec::new(),
     })
 }
 

@@ -297,6 +297,22 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>
     check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) }).map(drop)
 }
 
+/// Close every fd from `first` up, except those in `keep` (sorted).
+pub fn close_all_but(first: u32, keep: &[i32]) -> SysResult<()> {
+    let mut from = first;
+    for &k in keep {
+        let k = k as u32;
+        if k < from {
+            continue;
+        }
+        if k > from {
+            check(unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0u32) })?;
+        }
+        from = k + 1;
+    }
+    check(unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) }).map(drop)
+}
+
 pub fn close_range_cloexec(first: u32) -> SysResult<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(drop)

@@ -1,0 +1,813 @@
+//! Tests: pure parsing/resolution on given text, then (as root) real cgroups
+//! created only below the test process's own cgroups.
+
+use super::*;
+use std::collections::HashSet;
+
+const HYBRID_MOUNTINFO: &str = "\
+24 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+const HYBRID_PROC: &str = "\
+9:name=systemd:/
+8:pids:/
+7:blkio:/
+6:freezer:/
+5:devices:/
+4:memory:/process_api/abc
+3:cpuset:/
+2:cpuacct:/
+1:cpu:/
+0::/
+";
+
+const V2_MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+/// A container without cgroupns: v1 hierarchies bind-mounted from
+/// /docker/abc, co-mounted controllers, xattr + release_agent options.
+const V1_MOUNTINFO: &str = "\
+100 99 0:50 / / rw - overlay overlay rw
+110 100 0:60 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+111 110 0:61 /docker/abc /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct
+112 110 0:62 /docker/abc /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio
+113 110 0:63 /docker/abc /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,release_agent=/lib/systemd/systemd-cgroups-agent,name=systemd
+114 110 0:64 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+115 110 0:64 / /mnt/my\\040memory rw - cgroup cgroup rw,memory
+";
+
+const V1_PROC: &str = "\
+5:memory:/docker/abc/inner
+4:name=systemd:/docker/abc
+3:net_cls,net_prio:/docker/abc
+2:cpu,cpuacct:/docker/abc
+";
+
+fn nothing_exists(_: &Path) -> bool {
+    false
+}
+
+fn v1<'a>(cg: &'a Cgroup, controller: &str) -> &'a HierarchyDir {
+    cg.v1_with(controller).expect("hierarchy present")
+}
+
+#[test]
+fn layout_detection() {
+    match parse_layout(HYBRID_MOUNTINFO).unwrap() {
+        Layout::Hybrid {
+            hierarchies,
+            unified,
+        } => {
+            assert_eq!(hierarchies.len(), 9);
+            assert_eq!(unified.mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+            assert!(hierarchies
+                .iter()
+                .any(|h| h.controllers == ["name=systemd"]));
+        }
+        l => panic!("expected hybrid, got {l:?}"),
+    }
+    assert_eq!(
+        parse_layout(V2_MOUNTINFO).unwrap(),
+        Layout::V2 {
+            unified: V2Mount {
+                mount_point: "/sys/fs/cgroup".into(),
+                root: "/".into()
+            }
+        }
+    );
+    match parse_layout(V1_MOUNTINFO).unwrap() {
+        Layout::V1 { hierarchies } => {
+            let c: Vec<_> = hierarchies
+                .iter()
+                .map(|h| h.controllers.join(","))
+                .collect();
+            assert_eq!(
+                c,
+                ["cpu,cpuacct", "net_cls,net_prio", "name=systemd", "memory"]
+            );
+            // the memory hierarchy's root mount (with an escaped space) wins
+            // over the bind mount of /docker/abc
+            let mem = &hierarchies[3];
+            assert_eq!(mem.root, "/");
+            assert_eq!(mem.mount_point, PathBuf::from("/mnt/my memory"));
+        }
+        l => panic!("expected v1, got {l:?}"),
+    }
+    assert!(matches!(
+        parse_layout("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(matches!(
+        parse_layout("garbage line\n"),
+        Err(Error::Parse { .. })
+    ));
+}
+
+#[test]
+fn resolve_default_name_under_own_cgroup() {
+    let cg =
+        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1", &nothing_exists).unwrap();
+    assert_eq!(cg.v1.len(), 9);
+    let mem = v1(&cg, "memory");
+    assert_eq!(
+        mem.dir,
+        PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/mica-c1")
+    );
+    assert_eq!(mem.created_top.as_ref(), Some(&mem.dir));
+    assert_eq!(
+        v1(&cg, "cpu").dir,
+        PathBuf::from("/sys/fs/cgroup/cpu/mica-c1")
+    );
+    assert_eq!(
+        v1(&cg, "name=systemd").dir,
+        PathBuf::from("/sys/fs/cgroup/systemd/mica-c1")
+    );
+    assert_eq!(
+        cg.v2_dir(),
+        Some(Path::new("/sys/fs/cgroup/unified/mica-c1"))
+    );
+    // empty cgroupsPath is the same as none
+    let cg2 = Cgroup::resolve_from(
+        HYBRID_MOUNTINFO,
+        HYBRID_PROC,
+        Some(""),
+        "c1",
+        &nothing_exists,
+    )
+    .unwrap();
+    assert_eq!(cg, cg2);
+}
+
+#[test]
+fn resolve_absolute_records_topmost_new_dir() {
+    let existing: HashSet<PathBuf> = [
+        "/sys/fs/cgroup/cpu/mica",
+        "/sys/fs/cgroup/unified/mica",
+        "/sys/fs/cgroup/unified/mica/c1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    let exists = |p: &Path| existing.contains(p);
+    let cg = Cgroup::resolve_from(
+        HYBRID_MOUNTINFO,
+        HYBRID_PROC,
+        Some("/mica//./c1"),
+        "ignored",
+        &exists,
+    )
+    .unwrap();
+    let cpu = v1(&cg, "cpu");
+    assert_eq!(cpu.dir, PathBuf::from("/sys/fs/cgroup/cpu/mica/c1"));
+    assert_eq!(
+        cpu.created_top,
+        Some(PathBuf::from("/sys/fs/cgroup/cpu/mica/c1"))
+    );
+    // absolute: not below the process's own memory cgroup
+    let mem = v1(&cg, "memory");
+    assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/mica/c1"));
+    assert_eq!(
+        mem.created_top,
+        Some(PathBuf::from("/sys/fs/cgroup/memory/mica"))
+    );
+    let v2 = cg.v2.as_ref().unwrap();
+    assert_eq!(v2.dir, PathBuf::from("/sys/fs/cgroup/unified/mica/c1"));
+    assert_eq!(v2.created_top, None);
+}
+
+#[test]
+fn resolve_relative_path() {
+    let cg = Cgroup::resolve_from(
+        HYBRID_MOUNTINFO,
+        HYBRID_PROC,
+        Some("group/c1"),
+        "x",
+        &nothing_exists,
+    )
+    .unwrap();
+    let mem = v1(&cg, "memory");
+    assert_eq!(
+        mem.dir,
+        PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/group/c1")
+    );
+    assert_eq!(
+        mem.created_top,
+        Some(PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/group"))
+    );
+}
+
+#[test]
+fn resolve_pure_v2() {
+    let proc = "0::/user.slice/user-0.slice/session-1.scope\n";
+    let cg = Cgroup::resolve_from(V2_MOUNTINFO, proc, None, "c1", &nothing_exists).unwrap();
+    assert!(cg.v1.is_empty());
+    // relative: below the parent of the own cgroup (which has processes)
+    assert_eq!(
+        cg.v2_dir(),
+        Some(Path::new("/sys/fs/cgroup/user.slice/user-0.slice/mica-c1"))
+    );
+    // in the root cgroup: below the root
+    let cg =
+        Cgroup::resolve_from(V2_MOUNTINFO, "0::/\n", Some("a"), "c1", &nothing_exists).unwrap();
+    assert_eq!(cg.v2_dir(), Some(Path::new("/sys/fs/cgroup/a")));
+    let cg =
+        Cgroup::resolve_from(V2_MOUNTINFO, proc, Some("/mica/c1"), "c1", &nothing_exists).unwrap();
+    let h = cg.v2.as_ref().unwrap();
+    assert_eq!(h.dir, PathBuf::from("/sys/fs/cgroup/mica/c1"));
+    assert_eq!(h.created_top, Some(PathBuf::from("/sys/fs/cgroup/mica")));
+}
+
+#[test]
+fn resolve_pure_v1_in_container_without_cgroupns() {
+    let cg = Cgroup::resolve_from(V1_MOUNTINFO, V1_PROC, None, "x", &nothing_exists).unwrap();
+    assert!(cg.v2.is_none());
+    assert!(cg.v2_dir().is_none());
+    // mount root /docker/abc is stripped from the own cgroup path
+    assert_eq!(
+        v1(&cg, "cpu").dir,
+        PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/mica-x")
+    );
+    assert_eq!(v1(&cg, "cpu").controllers, ["cpu", "cpuacct"]);
+    assert_eq!(
+        v1(&cg, "net_prio").dir,
+        PathBuf::from("/sys/fs/cgroup/net_cls,net_prio/mica-x")
+    );
+    // the memory hierarchy is mounted from its root: full own path
+    assert_eq!(
+        v1(&cg, "memory").dir,
+        PathBuf::from("/mnt/my memory/docker/abc/inner/mica-x")
+    );
+}
+
+#[test]
+fn resolve_rejects_bad_paths() {
+    let r = |p: Option<&str>, id: &str| {
+        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, p, id, &nothing_exists)
+    };
+    for bad in ["../x", "/a/../b", "a/..", "/", ".", "//"] {
+        assert!(
+            matches!(r(Some(bad), "x"), Err(Error::InvalidPath { .. })),
+            "{bad:?} accepted"
+        );
+    }
+    match r(Some("system.slice:docker:abc"), "x") {
+        Err(Error::InvalidPath { reason, .. }) => assert!(reason.contains("systemd")),
+        other => panic!("systemd syntax accepted: {other:?}"),
+    }
+    for bad_id in ["", "..", "a/b"] {
+        assert!(r(None, bad_id).is_err(), "id {bad_id:?} accepted");
+    }
+    // a process outside its cgroup namespace cannot use relative paths
+    assert!(Cgroup::resolve_from(
+        V2_MOUNTINFO,
+        "0::/../../x\n",
+        Some("a"),
+        "x",
+        &nothing_exists
+    )
+    .is_err());
+}
+
+#[test]
+fn state_roundtrip_and_tamper_checks() {
+    let cg =
+        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1", &nothing_exists).unwrap();
+    let json = serde_json::to_string(&cg).unwrap();
+    let back: Cgroup = serde_json::from_str(&json).unwrap();
+    assert_eq!(cg, back);
+    assert!(cg.check().is_ok());
+
+    let mut bad = cg.clone();
+    bad.v1[0].dir = bad.v1[0].mount.clone();
+    assert!(bad.check().is_err());
+    let mut bad = cg.clone();
+    bad.v1[0].dir = PathBuf::from("/etc/x");
+    assert!(bad.check().is_err());
+    let mut bad = cg.clone();
+    bad.v1[0].dir = bad.v1[0].mount.join("a/../../etc");
+    assert!(bad.check().is_err());
+    let mut bad = cg.clone();
+    bad.v1[0].created_top = Some(bad.v1[0].mount.clone());
+    assert!(bad.check().is_err());
+    let mut bad = cg;
+    bad.v1[0].created_top = Some(PathBuf::from("/sys/fs/cgroup/other/x"));
+    assert!(bad.check().is_err());
+}
+
+#[test]
+fn small_helpers() {
+    assert_eq!(pids_max(0), "max");
+    assert_eq!(pids_max(-1), "max");
+    assert_eq!(pids_max(64), "64");
+    assert!(check_page_size("2MB").is_ok());
+    assert!(check_page_size("1GB").is_ok());
+    assert!(check_page_size("64KB").is_ok());
+    assert!(check_page_size("2M").is_err());
+    assert!(check_page_size("../x").is_err());
+    assert!(check_page_size("MB").is_err());
+    assert_eq!(unescape_mountinfo("/a\\040b\\134c"), "/a b\\c");
+    assert_eq!(unescape_mountinfo("/trailing\\04"), "/trailing\\04");
+    let rdma: std::collections::HashMap<String, oci_spec::runtime::LinuxRdma> =
+        serde_json::from_str(r#"{"mlx5_1":{"hcaHandles":3,"hcaObjects":10000},"x":{}}"#).unwrap();
+    assert_eq!(rdma_lines(&rdma), ["mlx5_1 hca_handle=3 hca_object=10000"]);
+}
+
+// ---------------------------------------------------------------------------
+// Root tests: real cgroups, created only below this process's own cgroups.
+// ---------------------------------------------------------------------------
+
+mod root {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, Command};
+
+    fn skip() -> bool {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: cgroup tests need root");
+            return true;
+        }
+        if layout().is_err() {
+            eprintln!("skipping: no cgroup filesystem mounted");
+            return true;
+        }
+        false
+    }
+
+    fn unique(name: &str) -> String {
+        format!("mica-test-{}-{name}", std::process::id())
+    }
+
+    /// Kills the children and destroys the cgroup even if the test fails.
+    struct Guard {
+        cg: Cgroup,
+        children: Vec<Child>,
+        extra_dirs: Vec<PathBuf>,
+    }
+
+    impl Guard {
+        fn new(cg: Cgroup) -> Guard {
+            Guard {
+                cg,
+                children: Vec::new(),
+                extra_dirs: Vec::new(),
+            }
+        }
+
+        fn spawn_sleep(&mut self) -> i32 {
+            let child = Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawn sleep");
+            let pid = child.id() as i32;
+            self.children.push(child);
+            pid
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = self.cg.thaw();
+            let _ = self.cg.destroy();
+            for d in self.extra_dirs.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+        }
+    }
+
+    fn resources(json: &str) -> LinuxResources {
+        serde_json::from_str(json).expect("valid resources JSON")
+    }
+
+    fn read_trim(p: &Path) -> String {
+        fs::read_to_string(p)
+            .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The dir holding `v1_name` (or `v2_name` on cgroup2) for this cgroup.
+    fn ctl_dir(cg: &Cgroup, v1_name: &str) -> (bool, PathBuf) {
+        match cg.v1_with(v1_name) {
+            Some(h) => (true, h.dir.clone()),
+            None => (false, cg.v2_dir().expect("cgroup2").to_path_buf()),
+        }
+    }
+
+    fn assert_all_gone(cg: &Cgroup) {
+        for h in cg.all() {
+            assert!(!h.dir.exists(), "{} still exists", h.dir.display());
+            if let Some(t) = &h.created_top {
+                assert!(!t.exists(), "{} still exists", t.display());
+            }
+        }
+    }
+
+    fn assert_killed(g: &mut Guard) {
+        for c in &mut g.children {
+            let st = c.wait().expect("wait child");
+            assert_eq!(
+                st.signal(),
+                Some(libc::SIGKILL),
+                "child not SIGKILLed: {st:?}"
+            );
+        }
+        g.children.clear();
+    }
+
+    #[test]
+    fn lifecycle_memory_pids_cpu_freeze_destroy() {
+        if skip() {
+            return;
+        }
+        let cg = Cgroup::resolve(Some(&unique("life")), "ignored").unwrap();
+        // Below our own cgroup in every hierarchy, and nothing exists yet.
+        let own = parse_proc_cgroup(&fs::read_to_string(PROC_SELF_CGROUP).unwrap()).unwrap();
+        for h in &cg.v1 {
+            let expect = h
+                .mount
+                .join(own.v1_path(&h.controllers).trim_start_matches('/'))
+                .join(unique("life"));
+            assert_eq!(h.dir, expect);
+            assert_eq!(h.created_top.as_ref(), Some(&h.dir));
+        }
+        let mut g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        for h in cg.all() {
+            assert!(h.dir.is_dir(), "{} not created", h.dir.display());
+        }
+        // idempotent create
+        cg.create().unwrap();
+
+        let (mem_v1, mem) = ctl_dir(&cg, "memory");
+        let with_swap = if mem_v1 {
+            mem.join("memory.memsw.limit_in_bytes").exists()
+        } else {
+            mem.join("memory.swap.max").exists()
+        };
+        let swap = if with_swap {
+            r#","swap":134217728"#
+        } else {
+            ""
+        };
+        let devices = if cg.v1_with("devices").is_some() {
+            r#","devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rw"},{"allow":true,"type":"b","major":7,"access":"r"}]"#
+        } else {
+            r#","devices":[{"allow":false,"access":"rwm"}]"#
+        };
+        let r = resources(&format!(
+            r#"{{"memory":{{"limit":67108864,"reservation":33554432{swap}}},
+               "pids":{{"limit":32}},
+               "cpu":{{"shares":512,"quota":50000,"period":100000,"cpus":"0","mems":"0"}}
+               {devices}}}"#
+        ));
+        cg.apply(&r).unwrap();
+
+        if mem_v1 {
+            assert_eq!(read_trim(&mem.join("memory.limit_in_bytes")), "67108864");
+            assert_eq!(
+                read_trim(&mem.join("memory.soft_limit_in_bytes")),
+                "33554432"
+            );
+            if with_swap {
+                assert_eq!(
+                    read_trim(&mem.join("memory.memsw.limit_in_bytes")),
+                    "134217728"
+                );
+            }
+        } else {
+            assert_eq!(read_trim(&mem.join("memory.max")), "67108864");
+            assert_eq!(read_trim(&mem.join("memory.low")), "33554432");
+            if with_swap {
+                assert_eq!(read_trim(&mem.join("memory.swap.max")), "67108864");
+            }
+        }
+        let (_, pids_dir) = ctl_dir(&cg, "pids");
+        assert_eq!(read_trim(&pids_dir.join("pids.max")), "32");
+        let (cpu_v1, cpu) = ctl_dir(&cg, "cpu");
+        if cpu_v1 {
+            assert_eq!(read_trim(&cpu.join("cpu.shares")), "512");
+            assert_eq!(read_trim(&cpu.join("cpu.cfs_quota_us")), "50000");
+            assert_eq!(read_trim(&cpu.join("cpu.cfs_period_us")), "100000");
+        } else {
+            assert_eq!(read_trim(&cpu.join("cpu.weight")), "20");
+            assert_eq!(read_trim(&cpu.join("cpu.max")), "50000 100000");
+        }
+        let (_, cpuset) = ctl_dir(&cg, "cpuset");
+        assert_eq!(read_trim(&cpuset.join("cpuset.cpus")), "0");
+        if let Some(h) = cg.v1_with("devices") {
+            let list = read_trim(&h.dir.join("devices.list"));
+            let mut got: Vec<&str> = list.lines().collect();
+            got.sort_unstable();
+            let mut want = vec!["c 10:229 rw", "b 7:* r"];
+            want.extend(v1::DEFAULT_ALLOW);
+            want.sort_unstable();
+            assert_eq!(got, want);
+        }
+
+        // Lowering the limit below memory+swap, then raising both again:
+        // the write order must satisfy the kernel both ways (v1).
+        if with_swap {
+            cg.apply(&resources(
+                r#"{"memory":{"limit":33554432,"swap":67108864}}"#,
+            ))
+            .unwrap();
+            cg.apply(&resources(
+                r#"{"memory":{"limit":268435456,"swap":536870912}}"#,
+            ))
+            .unwrap();
+            if mem_v1 {
+                assert_eq!(read_trim(&mem.join("memory.limit_in_bytes")), "268435456");
+                assert_eq!(
+                    read_trim(&mem.join("memory.memsw.limit_in_bytes")),
+                    "536870912"
+                );
+            }
+        }
+
+        let pid = g.spawn_sleep();
+        cg.add_process(pid).unwrap();
+        assert_eq!(cg.pids().unwrap(), vec![pid]);
+        for h in cg.all() {
+            assert_eq!(read_trim(&h.dir.join("cgroup.procs")), pid.to_string());
+        }
+
+        assert!(!cg.is_frozen().unwrap());
+        cg.freeze().unwrap();
+        assert!(cg.is_frozen().unwrap());
+        cg.thaw().unwrap();
+        assert!(!cg.is_frozen().unwrap());
+
+        cg.destroy().unwrap();
+        assert_killed(&mut g);
+        assert_all_gone(&cg);
+        // idempotent
+        cg.destroy().unwrap();
+        assert_eq!(cg.pids().unwrap(), Vec::<i32>::new());
+        assert!(!cg.is_frozen().unwrap());
+    }
+
+    #[test]
+    fn destroy_frozen_nested_cgroup() {
+        if skip() {
+            return;
+        }
+        let path = format!("{}/a/b", unique("nest"));
+        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        let p1 = g.spawn_sleep();
+        let p2 = g.spawn_sleep();
+        cg.add_process(p1).unwrap();
+        cg.add_process(p2).unwrap();
+        // a sub-cgroup made "by the container"
+        let sub = cg.all().next().unwrap().dir.join("inner");
+        fs::create_dir(&sub).unwrap();
+        let mut expect = vec![p1, p2];
+        expect.sort_unstable();
+        assert_eq!(cg.pids().unwrap(), expect);
+        cg.freeze().unwrap();
+        assert!(cg.is_frozen().unwrap());
+        cg.destroy().unwrap();
+        assert_killed(&mut g);
+        assert_all_gone(&cg);
+        for h in cg.all() {
+            // the created top is <own>/mica-test-...-nest, whose parent is ours
+            let top = h.created_top.as_ref().unwrap();
+            assert!(top.ends_with(unique("nest")));
+            assert!(top.parent().unwrap().is_dir());
+        }
+    }
+
+    #[test]
+    fn preexisting_dirs_are_kept() {
+        if skip() {
+            return;
+        }
+        let parent = unique("pre");
+        let path = format!("{parent}/leaf");
+        let probe = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        // Pre-create the parent in one hierarchy.
+        let first = probe.all().next().unwrap().clone();
+        let pre = first.dir.parent().unwrap().to_path_buf();
+        fs::create_dir(&pre).unwrap();
+        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut g = Guard::new(cg.clone());
+        g.extra_dirs.push(pre.clone());
+
+        let h0 = cg.all().next().unwrap();
+        assert_eq!(h0.created_top.as_ref(), Some(&h0.dir));
+        for h in cg.all().skip(1) {
+            assert_eq!(h.created_top.as_deref(), h.dir.parent());
+        }
+        cg.create().unwrap();
+        let pid = g.spawn_sleep();
+        cg.add_process(pid).unwrap();
+        cg.destroy().unwrap();
+        assert_killed(&mut g);
+        assert!(pre.is_dir(), "pre-existing {} was removed", pre.display());
+        assert!(!h0.dir.exists());
+        for h in cg.all().skip(1) {
+            assert!(!h.dir.parent().unwrap().exists());
+        }
+    }
+
+    #[test]
+    fn kernel_refusals_and_missing_controllers() {
+        if skip() {
+            return;
+        }
+        let cg = Cgroup::resolve(Some(&unique("errs")), "ignored").unwrap();
+        let _g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        match cg.apply(&resources(r#"{"cpu":{"cpus":"100000"}}"#)) {
+            Err(Error::Write { path, value, .. }) => {
+                assert!(path.ends_with("cpuset.cpus"), "{}", path.display());
+                assert_eq!(value, "100000");
+            }
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        if cg.v1_with("net_cls").is_none() {
+            let e = cg
+                .apply(&resources(r#"{"network":{"classID":1048577}}"#))
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::ControllerMissing { controller, .. } if controller == "net_cls"),
+                "{e}"
+            );
+        }
+        let e = cg
+            .apply(&resources(
+                r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#,
+            ))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidValue { .. } | Error::ControllerMissing { .. }
+            ),
+            "{e}"
+        );
+        // unset fields are written nowhere: an empty resources is a no-op
+        cg.apply(&resources("{}")).unwrap();
+        cg.apply(&resources(r#"{"memory":{},"cpu":{},"devices":[]}"#))
+            .unwrap();
+        cg.destroy().unwrap();
+        assert_all_gone(&cg);
+    }
+
+    #[test]
+    fn hugetlb_limit_where_available() {
+        if skip() {
+            return;
+        }
+        if !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+            eprintln!("skipping: no 2MB huge pages");
+            return;
+        }
+        let cg = Cgroup::resolve(Some(&unique("huge")), "ignored").unwrap();
+        let _g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        let r = resources(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":8388608}]}"#);
+        let file = if let Some(h) = cg.v1_with("hugetlb") {
+            h.dir.join("hugetlb.2MB.limit_in_bytes")
+        } else {
+            match cg.v2_dir() {
+                Some(d) if v2::controllers(d).unwrap().contains("hugetlb") => {
+                    d.join("hugetlb.2MB.max")
+                }
+                _ => {
+                    assert!(matches!(cg.apply(&r), Err(Error::ControllerMissing { .. })));
+                    return;
+                }
+            }
+        };
+        cg.apply(&r).unwrap();
+        assert_eq!(read_trim(&file), "8388608");
+        cg.destroy().unwrap();
+        assert_all_gone(&cg);
+    }
+
+    /// The same host seen as pure cgroup v2 (only the cgroup2 mount): runs the
+    /// v2 code paths (cgroup.freeze, cgroup.kill, device rule check) for real.
+    #[test]
+    fn pure_v2_view() {
+        if skip() {
+            return;
+        }
+        let mountinfo = fs::read_to_string(MOUNTINFO).unwrap();
+        let only_v2: String = mountinfo
+            .lines()
+            .filter(|l| l.contains(" - cgroup2 "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if only_v2.is_empty() {
+            eprintln!("skipping: cgroup2 not mounted");
+            return;
+        }
+        let proc = fs::read_to_string(PROC_SELF_CGROUP).unwrap();
+        let cg = Cgroup::resolve_from(&only_v2, &proc, Some(&unique("v2")), "x", &|p: &Path| {
+            p.exists()
+        })
+        .unwrap();
+        assert!(cg.v1.is_empty());
+        let mut g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        let dir = cg.v2_dir().unwrap().to_path_buf();
+        assert!(dir.is_dir());
+
+        let e = cg
+            .apply(&resources(
+                r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#,
+            ))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Unsupported(m) if m.contains("eBPF")),
+            "{e}"
+        );
+        cg.apply(&resources(
+            r#"{"devices":[{"allow":false,"access":"rwm"}]}"#,
+        ))
+        .unwrap();
+        let e = cg
+            .apply(&resources(r#"{"unified":{"../x":"1"}}"#))
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
+        // A unified entry for a core file.
+        cg.apply(&resources(r#"{"unified":{"cgroup.max.descendants":"5"}}"#))
+            .unwrap();
+        assert_eq!(read_trim(&dir.join("cgroup.max.descendants")), "5");
+
+        let pid = g.spawn_sleep();
+        cg.add_process(pid).unwrap();
+        assert_eq!(cg.pids().unwrap(), vec![pid]);
+        cg.freeze().unwrap();
+        assert!(cg.is_frozen().unwrap());
+        assert_eq!(read_trim(&dir.join("cgroup.freeze")), "1");
+        cg.thaw().unwrap();
+        assert!(!cg.is_frozen().unwrap());
+        cg.freeze().unwrap();
+        // destroy a frozen v2 cgroup: cgroup.kill + thaw
+        cg.destroy().unwrap();
+        assert_killed(&mut g);
+        assert!(!dir.exists());
+    }
+
+    /// The same host seen as pure cgroup v1 (no cgroup2 mount).
+    #[test]
+    fn pure_v1_view() {
+        if skip() {
+            return;
+        }
+        let mountinfo = fs::read_to_string(MOUNTINFO).unwrap();
+        let only_v1: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains(" - cgroup2 "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let proc = fs::read_to_string(PROC_SELF_CGROUP).unwrap();
+        let cg =
+            match Cgroup::resolve_from(&only_v1, &proc, Some(&unique("v1")), "x", &|p: &Path| {
+                p.exists()
+            }) {
+                Ok(cg) => cg,
+                Err(e) => {
+                    eprintln!("skipping: no cgroup v1 ({e})");
+                    return;
+                }
+            };
+        assert!(cg.v2_dir().is_none());
+        let mut g = Guard::new(cg.clone());
+        cg.create().unwrap();
+        let e = cg
+            .apply(&resources(r#"{"unified":{"memory.high":"1"}}"#))
+            .unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+        if cg.v1_with("pids").is_some() {
+            cg.apply(&resources(r#"{"pids":{"limit":-1}}"#)).unwrap();
+            assert_eq!(read_trim(&v1(&cg, "pids").dir.join("pids.max")), "max");
+        }
+        let pid = g.spawn_sleep();
+        cg.add_process(pid).unwrap();
+        assert_eq!(cg.pids().unwrap(), vec![pid]);
+        cg.destroy().unwrap();
+        assert_killed(&mut g);
+        assert_all_gone(&cg);
+    }
+}

@@ -1,0 +1,464 @@
+//! cgroup v1 specifics: one directory per hierarchy, per-controller files.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::Instant;
+
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
+};
+
+use super::{
+    check_page_size, nonzero, read, read_opt, write, Error, HierarchyDir, Result, POLL, WAIT,
+};
+
+/// Fill empty cpuset.cpus / cpuset.mems of the dirs this cgroup created
+/// (top-down) from their parent: a v1 cpuset cgroup with empty cpus or mems
+/// cannot take processes.
+pub(super) fn init_cpuset(h: &HierarchyDir) -> Result<()> {
+    let Some(top) = &h.created_top else {
+        // Pre-existing leaf: still fill it if empty.
+        return copy_cpuset_from_parent(&h.dir);
+    };
+    let rel = h.dir.strip_prefix(top).unwrap_or(Path::new(""));
+    let mut d = top.clone();
+    copy_cpuset_from_parent(&d)?;
+    for c in rel.components() {
+        d.push(c);
+        copy_cpuset_from_parent(&d)?;
+    }
+    Ok(())
+}
+
+fn copy_cpuset_from_parent(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if read(&dir.join(f))?.trim().is_empty() {
+            let v = read(&parent.join(f))?;
+            let v = v.trim();
+            if !v.is_empty() {
+                write(&dir.join(f), v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
+    Error::InvalidValue {
+        field: format!("linux.resources.{field}"),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Check the memory values that must be consistent before writing anything.
+/// `limit`/`swap` are already filtered by `nonzero`.
+pub(super) fn check_memory_values(
+    limit: Option<i64>,
+    swap: Option<i64>,
+    reservation: Option<i64>,
+) -> Result<()> {
+    for (field, v) in [
+        ("memory.limit", limit),
+        ("memory.swap", swap),
+        ("memory.reservation", reservation),
+    ] {
+        if let Some(v) = v.filter(|&v| v < -1) {
+            return Err(invalid(field, v, "must be a byte count or -1 (unlimited)"));
+        }
+    }
+    if let Some(s) = swap.filter(|&s| s != -1) {
+        match limit {
+            None | Some(-1) => {
+                return Err(invalid(
+                    "memory.swap",
+                    s,
+                    "a memory+swap limit needs a memory limit (memory.limit)",
+                ))
+            }
+            Some(l) if s < l => {
+                return Err(invalid(
+                    "memory.swap",
+                    s,
+                    &format!("memory+swap limit must be >= memory.limit ({l})"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn set_memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
+    let limit = nonzero(m.limit());
+    let mut swap = nonzero(m.swap());
+    let reservation = nonzero(m.reservation());
+    check_memory_values(limit, swap, reservation)?;
+    if let Some(s) = m.swappiness().filter(|&s| s > 100) {
+        return Err(invalid("memory.swappiness", s, "must be 0..=100"));
+    }
+
+    let limit_file = dir.join("memory.limit_in_bytes");
+    let memsw_file = dir.join("memory.memsw.limit_in_bytes");
+    // As runc: "memory unlimited, swap not given" means both unlimited
+    // (otherwise the kernel refuses limit > memsw).
+    if limit == Some(-1) && swap.is_none() && memsw_file.exists() {
+        swap = Some(-1);
+    }
+    match (limit, swap) {
+        (Some(l), Some(s)) => {
+            // The kernel requires memory.limit <= memsw.limit at all times,
+            // so the order depends on the current limit.
+            let cur = read(&limit_file)?;
+            let cur: i128 = cur.trim().parse().map_err(|_| Error::Parse {
+                what: limit_file.display().to_string(),
+                detail: format!("not a number: {:?}", cur.trim()),
+            })?;
+            if s == -1 || cur < i128::from(s) {
+                write(&memsw_file, &s.to_string())?;
+                write(&limit_file, &l.to_string())?;
+            } else {
+                write(&limit_file, &l.to_string())?;
+                write(&memsw_file, &s.to_string())?;
+            }
+        }
+        (Some(l), None) => write(&limit_file, &l.to_string())?,
+        (None, Some(s)) => write(&memsw_file, &s.to_string())?,
+        (None, None) => {}
+    }
+    if let Some(r) = reservation {
+        write(&dir.join("memory.soft_limit_in_bytes"), &r.to_string())?;
+    }
+    if let Some(s) = m.swappiness() {
+        write(&dir.join("memory.swappiness"), &s.to_string())?;
+    }
+    if m.disable_oom_killer() == Some(true) {
+        write(&dir.join("memory.oom_control"), "1")?;
+    }
+    if let Some(k) = nonzero(m.kernel()) {
+        set_kmem(dir, "memory.kmem.limit_in_bytes", "kernel", k)?;
+    }
+    if let Some(k) = nonzero(m.kernel_tcp()) {
+        set_kmem(dir, "memory.kmem.tcp.limit_in_bytes", "kernelTCP", k)?;
+    }
+    Ok(())
+}
+
+fn set_kmem(dir: &Path, file: &str, field: &str, v: i64) -> Result<()> {
+    write(&dir.join(file), &v.to_string()).map_err(|e| match e {
+        Error::Write { path, value, err } => Error::Unsupported(format!(
+            "kernel memory limit linux.resources.memory.{field}: writing {value} to {} failed \
+             ({err}); kernel memory limits are deprecated and not supported by this kernel, \
+             remove the setting",
+            path.display()
+        )),
+        e => e,
+    })
+}
+
+pub(super) fn set_cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
+    if let Some(s) = nonzero(c.shares()) {
+        write(&dir.join("cpu.shares"), &s.to_string())?;
+    }
+    if let Some(p) = nonzero(c.period()) {
+        write(&dir.join("cpu.cfs_period_us"), &p.to_string())?;
+    }
+    if let Some(q) = nonzero(c.quota()) {
+        write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+    }
+    if let Some(b) = c.burst() {
+        write(&dir.join("cpu.cfs_burst_us"), &b.to_string())?;
+    }
+    if let Some(p) = nonzero(c.realtime_period()) {
+        write(&dir.join("cpu.rt_period_us"), &p.to_string())?;
+    }
+    if let Some(r) = nonzero(c.realtime_runtime()) {
+        write(&dir.join("cpu.rt_runtime_us"), &r.to_string())?;
+    }
+    if let Some(i) = c.idle() {
+        write(&dir.join("cpu.idle"), &i.to_string())?;
+    }
+    Ok(())
+}
+
+pub(super) fn set_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
+    // CFQ's blkio.weight, or BFQ's blkio.bfq.weight on newer kernels.
+    let (weight, weight_device) =
+        if !dir.join("blkio.weight").exists() && dir.join("blkio.bfq.weight").exists() {
+            ("blkio.bfq.weight", "blkio.bfq.weight_device")
+        } else {
+            ("blkio.weight", "blkio.weight_device")
+        };
+    if let Some(w) = nonzero(b.weight()) {
+        write(&dir.join(weight), &w.to_string())?;
+    }
+    if let Some(w) = nonzero(b.leaf_weight()) {
+        write(&dir.join("blkio.leaf_weight"), &w.to_string())?;
+    }
+    for wd in b.weight_device().iter().flatten() {
+        if let Some(w) = wd.weight() {
+            write(
+                &dir.join(weight_device),
+                &format!("{}:{} {}", wd.major(), wd.minor(), w),
+            )?;
+        }
+        if let Some(w) = wd.leaf_weight() {
+            write(
+                &dir.join("blkio.leaf_weight_device"),
+                &format!("{}:{} {}", wd.major(), wd.minor(), w),
+            )?;
+        }
+    }
+    for (file, list) in [
+        (
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
+    ] {
+        for t in list.iter().flatten() {
+            write(
+                &dir.join(file),
+                &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn set_hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
+    for l in limits {
+        check_page_size(l.page_size())?;
+    }
+    for l in limits {
+        let size = l.page_size();
+        let v = l.limit().to_string();
+        write(&dir.join(format!("hugetlb.{size}.limit_in_bytes")), &v)?;
+        // Reservation accounting (kernel >= 5.7), as runc.
+        let rsvd = dir.join(format!("hugetlb.{size}.rsvd.limit_in_bytes"));
+        if rsvd.exists() {
+            write(&rsvd, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// One OCI device rule as a devices.allow / devices.deny line:
+/// "a", or "c 1:3 rwm" with "*" for a wildcard major/minor.
+pub(super) fn device_rule(rule: &LinuxDeviceCgroup) -> Result<String> {
+    let t = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => return Ok("a".to_string()),
+        LinuxDeviceType::B => "b",
+        LinuxDeviceType::C | LinuxDeviceType::U => "c",
+        LinuxDeviceType::P => {
+            return Err(invalid(
+                "devices.type",
+                "p",
+                "the device cgroup only knows a (all), b (block) and c (char)",
+            ))
+        }
+    };
+    let num = |n: Option<i64>| match n {
+        Some(n) if n >= 0 => n.to_string(),
+        _ => "*".to_string(),
+    };
+    let access = rule
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
+    if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        return Err(invalid(
+            "devices.access",
+            format!("{access:?}"),
+            "must consist of r, w and m",
+        ));
+    }
+    Ok(format!(
+        "{t} {}:{} {access}",
+        num(rule.major()),
+        num(rule.minor())
+    ))
+}
+
+/// Allowed after the configured rules, as runc does (its specconv appends
+/// these to every config): mknod of anything, and the devices every
+/// container gets (/dev/null, zero, full, random, urandom, tty, ptmx,
+/// pts/*). Without them a config's usual leading "deny all" would make even
+/// /dev/null unusable.
+pub(super) const DEFAULT_ALLOW: [&str; 10] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// Write the rules in order to devices.allow / devices.deny, then
+/// `DEFAULT_ALLOW` (only when there are rules at all).
+pub(super) fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
+    let lines = rules
+        .iter()
+        .map(|r| Ok((r.allow(), device_rule(r)?)))
+        .collect::<Result<Vec<_>>>()?;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    for (allow, line) in lines {
+        let file = if allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write(&dir.join(file), &line)?;
+    }
+    for line in DEFAULT_ALLOW {
+        write(&dir.join("devices.allow"), line)?;
+    }
+    Ok(())
+}
+
+/// The freezer.state content, None if the cgroup does not exist.
+pub(super) fn freezer_state(dir: &Path) -> Result<Option<String>> {
+    Ok(read_opt(&dir.join("freezer.state"))?.map(|s| s.trim().to_string()))
+}
+
+pub(super) fn freeze(dir: &Path) -> Result<()> {
+    let state = dir.join("freezer.state");
+    let deadline = Instant::now() + WAIT;
+    let mut i = 0u32;
+    loop {
+        // Freezing can get stuck (e.g. a task in an uninterruptible
+        // sleep); thawing and freezing again occasionally unsticks it.
+        if i % 50 == 49 {
+            write(&state, "THAWED")?;
+            sleep(POLL);
+        }
+        write(&state, "FROZEN")?;
+        if read(&state)?.trim() == "FROZEN" {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = write(&state, "THAWED");
+            return Err(Error::Timeout {
+                what: "freezer.state to read FROZEN (thawed again)".into(),
+                path: state,
+            });
+        }
+        sleep(POLL);
+        i += 1;
+    }
+}
+
+pub(super) fn thaw(dir: &Path) -> Result<()> {
+    let state = dir.join("freezer.state");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        write(&state, "THAWED")?;
+        if read(&state)?.trim() == "THAWED" {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: "freezer.state to read THAWED".into(),
+                path: state,
+            });
+        }
+        sleep(POLL);
+    }
+}
+
+pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
+    Ok(freezer_state(dir)?.is_some_and(|s| s == "FROZEN"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: &str) -> LinuxDeviceCgroup {
+        serde_json::from_str(json).expect("valid device rule JSON")
+    }
+
+    #[test]
+    fn device_rules() {
+        assert_eq!(
+            device_rule(&rule(r#"{"allow":false,"access":"rwm"}"#)).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            device_rule(&rule(r#"{"allow":true,"type":"a"}"#)).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            device_rule(&rule(
+                r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}"#
+            ))
+            .unwrap(),
+            "c 1:3 rwm"
+        );
+        assert_eq!(
+            device_rule(&rule(
+                r#"{"allow":true,"type":"c","major":136,"access":"rw"}"#
+            ))
+            .unwrap(),
+            "c 136:* rw"
+        );
+        assert_eq!(
+            device_rule(&rule(r#"{"allow":true,"type":"b","access":"m"}"#)).unwrap(),
+            "b *:* m"
+        );
+        assert_eq!(
+            device_rule(&rule(r#"{"allow":true,"type":"c","major":-1,"minor":5}"#)).unwrap(),
+            "c *:5 rwm"
+        );
+        assert_eq!(
+            device_rule(&rule(
+                r#"{"allow":true,"type":"u","major":4,"minor":0,"access":"r"}"#
+            ))
+            .unwrap(),
+            "c 4:0 r"
+        );
+        assert!(matches!(
+            device_rule(&rule(
+                r#"{"allow":true,"type":"c","major":1,"minor":3,"access":"rwx"}"#
+            )),
+            Err(Error::InvalidValue { .. })
+        ));
+        assert!(device_rule(&rule(r#"{"allow":true,"type":"p"}"#)).is_err());
+    }
+
+    #[test]
+    fn memory_value_checks() {
+        assert!(check_memory_values(Some(100), Some(200), Some(50)).is_ok());
+        assert!(check_memory_values(Some(100), Some(100), None).is_ok());
+        assert!(check_memory_values(Some(100), Some(-1), None).is_ok());
+        assert!(check_memory_values(Some(-1), Some(-1), None).is_ok());
+        assert!(check_memory_values(None, None, None).is_ok());
+        // swap (memory+swap) below the memory limit
+        assert!(check_memory_values(Some(200), Some(100), None).is_err());
+        // swap limit without memory limit
+        assert!(check_memory_values(None, Some(100), None).is_err());
+        assert!(check_memory_values(Some(-1), Some(100), None).is_err());
+        assert!(check_memory_values(Some(-2), None, None).is_err());
+    }
+}

@@ -1,0 +1,1459 @@
+//! The OCI lifecycle driven through mica's CLI, as an engine drives runc:
+//! create / start / state / kill / delete / run / exec / ps / list /
+//! pause / resume / hooks, bad configs, crash consistency and parallel runs.
+//!
+//! Every mica invocation here has a timeout (a hung mica fails the test
+//! instead of hanging the suite), and every container is cleaned up by a
+//! guard that force-deletes it and then, if mica could not, kills the
+//! processes carrying the container's mark (an env var given both to the
+//! mica command and to the container's process).
+
+mod common;
+
+use common::{fixtures, mica_bin, parse_probe, unique, Env};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The env var marking a container's processes (value: the container id).
+const MARK: &str = "MICA_TEST_MARK";
+/// How long one mica command may take before it counts as hung.
+const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a container may take to reach a state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Running mica with a timeout
+// ---------------------------------------------------------------------------
+
+/// The result of one finished mica command.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// A running mica command whose stdout/stderr go to files (a container
+/// started by it inherits them, so pipes would never reach EOF).
+struct Running {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    what: String,
+}
+
+fn spawn_mica(env: &Env, args: &[&str], mark: Option<&str>) -> Running {
+    let out = env.tmp.path().join(unique("stdout"));
+    let err = env.tmp.path().join(unique("stderr"));
+    let mut c = env.cmd();
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap());
+    if let Some(m) = mark {
+        c.env(MARK, m);
+    }
+    let child = c.spawn().expect("spawn mica");
+    Running {
+        child,
+        out,
+        err,
+        what: format!("mica {}", args.join(" ")),
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        if Instant::now() >= end {
+            // Our own child: kill it by its pid.
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Running {
+    /// Wait; `None` when it did not finish in time (it is killed then).
+    fn try_finish(mut self, timeout: Duration) -> Result<Out, String> {
+        let status = wait_timeout(&mut self.child, timeout);
+        let stdout = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&self.err).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
+        let _ = std::fs::remove_file(&self.err);
+        match status {
+            Some(s) => Ok(Out {
+                code: s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)),
+                stdout,
+                stderr,
+            }),
+            None => Err(format!(
+                "`{}` did not finish within {timeout:?} (killed it; mica hangs); stdout={stdout:?} stderr={stderr:?}",
+                self.what
+            )),
+        }
+    }
+
+    fn finish(self, timeout: Duration) -> Out {
+        self.try_finish(timeout).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// `mica --root ROOT ARGS` with the default timeout; panics if it hangs.
+fn mica(env: &Env, args: &[&str]) -> Out {
+    spawn_mica(env, args, None).finish(CMD_TIMEOUT)
+}
+
+/// Exactly one line on stderr, starting with "mica:", and no panic text.
+fn assert_one_error_line(out: &Out, what: &str) {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected exactly one line on stderr, got {:?} (stdout {:?})",
+        out.stderr,
+        out.stdout
+    );
+    assert!(lines[0].starts_with("mica: "), "{what}: stderr line does not start with \"mica: \": {:?}", lines[0]);
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "thread 'main'"] {
+        assert!(!out.stderr.contains(bad), "{what}: panic text in stderr: {:?}", out.stderr);
+    }
+}
+
+/// A failed command: non-zero, one "mica:" line containing `needle`.
+fn assert_fails_with(out: &Out, needle: &str, what: &str) {
+    assert_ne!(out.code, 0, "{what}: expected failure, got success: {out:?}");
+    assert_one_error_line(out, what);
+    assert!(out.stderr.contains(needle), "{what}: stderr {:?} does not contain {needle:?}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// /proc and cgroupfs helpers
+// ---------------------------------------------------------------------------
+
+/// The state letter of /proc/PID/stat (None if the process is gone).
+fn proc_state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].chars().next()
+}
+
+/// Alive: exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    pid > 0 && matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
+}
+
+fn wait_dead(pid: i32, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// Live processes that belong to container `id`: its mark in their environ
+/// (the container's process, or a clone of the mica command that made it),
+/// or `id` as an argument (a mica command for it, or a clone of one).
+fn marked_processes(id: &str) -> Vec<(i32, Vec<String>)> {
+    let mark = format!("{MARK}={id}");
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let in_env = environ.split(|b| *b == 0).any(|v| v == mark.as_bytes());
+        let args = cmdline(pid);
+        if in_env || args.iter().any(|a| a == id) {
+            found.push((pid, args));
+        }
+    }
+    found
+}
+
+/// Poll until no process of `id` is alive (a SIGKILL is asynchronous).
+fn wait_no_marked_processes(id: &str, timeout: Duration) -> Vec<(i32, Vec<String>)> {
+    let end = Instant::now() + timeout;
+    loop {
+        let p = marked_processes(id);
+        if p.is_empty() || Instant::now() >= end {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every place a cgroup dir called `name` could be made for this process:
+/// each cgroup mount, below each of our own cgroups, their parents, and
+/// the mount root.
+fn cgroup_candidates(name: &str) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let mp = left.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
+        })
+        .collect();
+    let own: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2).map(|p| p.trim_start_matches('/').to_string()))
+        .collect();
+    let mut set = BTreeSet::new();
+    for m in &mounts {
+        set.insert(m.join(name));
+        for p in &own {
+            let rel = Path::new(p);
+            set.insert(m.join(rel).join(name));
+            if let Some(parent) = rel.parent() {
+                set.insert(m.join(parent).join(name));
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
+fn leftover_cgroups(name: &str) -> Vec<PathBuf> {
+    cgroup_candidates(name).into_iter().filter(|p| p.exists()).collect()
+}
+
+/// The cgroupsPath every container of this file gets (relative: below our
+/// own cgroup), so leftovers can be found by name.
+fn cgroup_name(id: &str) -> String {
+    format!("mica-lc-{id}")
+}
+
+/// Every cgroup name a container of this file may get: ours, the crash
+/// test's, and mica's default.
+fn cgroup_names(id: &str) -> [String; 3] {
+    [cgroup_name(id), format!("mica-crash-{id}"), format!("mica-{id}")]
+}
+
+// ---------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------
+
+/// One container id of a test; force-deleted on drop. If mica cannot delete
+/// it, the processes carrying its mark are killed and its (uniquely named)
+/// cgroup dirs removed, so a broken mica never leaks into other tests.
+struct Ctr<'a> {
+    env: &'a Env,
+    id: String,
+}
+
+impl<'a> Ctr<'a> {
+    fn new(env: &'a Env, prefix: &str) -> Ctr<'a> {
+        Ctr {
+            env,
+            id: unique(&format!("lc-{prefix}")),
+        }
+    }
+
+    /// A bundle for this container: the fixture, args, the mark in the
+    /// process env, a unique cgroupsPath, then `edit`.
+    fn bundle(&self, rootfs: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let id = self.id.clone();
+        self.env.bundle(rootfs, args, move |cfg| {
+            mark_config(cfg, &id);
+            edit(cfg)
+        })
+    }
+
+    /// `mica ARGS` (the mark in its environment).
+    fn mica(&self, args: &[&str]) -> Out {
+        self.spawn(args).finish(CMD_TIMEOUT)
+    }
+
+    fn spawn(&self, args: &[&str]) -> Running {
+        spawn_mica(self.env, args, Some(&self.id))
+    }
+
+    fn create(&self, bundle: &Path, extra: &[&str]) -> Out {
+        let b = bundle.to_str().unwrap();
+        let mut args = vec!["create", "--bundle", b];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        self.mica(&args)
+    }
+
+    fn create_ok(&self, bundle: &Path) {
+        let out = self.create(bundle, &[]);
+        assert!(out.ok(), "create {}: {out:?}", self.id);
+        assert_eq!(out.stderr, "", "create printed on stderr");
+    }
+
+    fn start_ok(&self) {
+        let out = self.mica(&["start", &self.id]);
+        assert!(out.ok(), "start {}: {out:?}", self.id);
+    }
+
+    fn state(&self) -> Value {
+        let out = self.mica(&["state", &self.id]);
+        assert!(out.ok(), "state {}: {out:?}", self.id);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {out:?}"));
+        assert_eq!(v["id"], json!(self.id), "state of the wrong container: {v}");
+        v
+    }
+
+    fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap_or("").to_string()
+    }
+
+    /// Poll `state` until it says `want`; returns that state.
+    fn wait_status(&self, want: &str) -> Value {
+        let end = Instant::now() + STATE_TIMEOUT;
+        loop {
+            let st = self.state();
+            if st["status"] == want {
+                return st;
+            }
+            assert!(Instant::now() < end, "{} never became {want:?}: last state {st}", self.id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.state()["pid"].as_i64().unwrap() as i32
+    }
+
+    /// create + start the bundle; returns the init pid.
+    fn start_bundle(&self, bundle: &Path) -> i32 {
+        self.create_ok(bundle);
+        self.start_ok();
+        let st = self.state();
+        assert_eq!(st["status"], "running", "after start: {st}");
+        st["pid"].as_i64().unwrap() as i32
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.env.root.join(&self.id)
+    }
+
+    /// Nothing of this container is left: no state dir, no process, no cgroup.
+    fn assert_gone(&self) {
+        assert!(!self.state_dir().exists(), "state dir {} left behind", self.state_dir().display());
+        let procs = wait_no_marked_processes(&self.id, Duration::from_secs(2));
+        assert!(procs.is_empty(), "processes of {} still alive: {procs:?}", self.id);
+        for name in cgroup_names(&self.id) {
+            let left = leftover_cgroups(&name);
+            assert!(left.is_empty(), "cgroup dirs left behind: {left:?}");
+        }
+    }
+}
+
+impl Drop for Ctr<'_> {
+    fn drop(&mut self) {
+        let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None).try_finish(Duration::from_secs(15));
+        // If mica could not clean up, do it ourselves: only what this
+        // container's mark or id names.
+        let procs = marked_processes(&self.id);
+        for (pid, _) in &procs {
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        for (pid, _) in &procs {
+            wait_dead(*pid, Duration::from_secs(2));
+        }
+        if !procs.is_empty() {
+            let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None).try_finish(Duration::from_secs(15));
+        }
+        for name in cgroup_names(&self.id) {
+            for dir in leftover_cgroups(&name) {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+/// Put the container's mark into its env and give it a unique cgroup.
+fn mark_config(cfg: &mut Value, id: &str) {
+    let env = cfg["process"]["env"].as_array_mut().expect("process.env");
+    env.push(json!(format!("{MARK}={id}")));
+    cfg["linux"]["cgroupsPath"] = json!(cgroup_name(id));
+}
+
+const PROBE: &str = "/usr/bin/mica-probe";
+
+fn read_pid_file(p: &Path) -> (String, i32) {
+    let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("pid file {}: {e}", p.display()));
+    let pid = s.parse::<i32>().unwrap_or_else(|_| panic!("pid file holds {s:?}, not a bare pid"));
+    (s, pid)
+}
+
+fn ns_link(pid: i32, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/ns/{ns}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn root_entries(env: &Env) -> Vec<String> {
+    match std::fs::read_dir(&env.root) {
+        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("read {}: {e}", env.root.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. The normal lifecycle
+// ---------------------------------------------------------------------------
+
+#[test]
+fn create_start_kill_delete() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "life");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    let pid_file = env.tmp.path().join("init.pid");
+
+    let out = c.create(&b, &["--pid-file", pid_file.to_str().unwrap()]);
+    assert!(out.ok(), "create: {out:?}");
+    assert_eq!(out.stderr, "", "create printed on stderr");
+
+    let st = c.state();
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["id"], json!(c.id));
+    assert_eq!(st["bundle"], json!(std::fs::canonicalize(&b).unwrap()), "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "created container without a pid: {st}");
+    assert!(alive(pid), "init {pid} of a created container is not alive");
+    // Before start the init is still mica (waiting on the exec fifo).
+    let argv = cmdline(pid);
+    assert_eq!(argv.first().map(String::as_str), Some(mica_bin()), "created init's cmdline: {argv:?}");
+    assert!(argv.iter().any(|a| a == "create") && argv.iter().any(|a| *a == c.id), "{argv:?}");
+
+    let (raw, file_pid) = read_pid_file(&pid_file);
+    assert_eq!(raw, pid.to_string(), "pid file must hold the bare pid");
+    assert_eq!(file_pid, pid);
+
+    c.start_ok();
+    let st = c.state();
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["pid"], json!(pid), "the pid changed at start: {st}");
+    assert_eq!(cmdline(pid), [PROBE, "--sleep", "inf"], "start did not exec the process");
+
+    let out = c.mica(&["kill", &c.id, "TERM"]);
+    assert!(out.ok(), "kill TERM: {out:?}");
+    let st = c.wait_status("stopped");
+    assert_eq!(st["pid"], 0, "a stopped container reports pid 0: {st}");
+    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} still alive after stopped");
+
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    assert_eq!(out.stderr, "");
+    let out = c.mica(&["state", &c.id]);
+    assert_fails_with(&out, "does not exist", "state after delete");
+    c.assert_gone();
+}
+
+// ---------------------------------------------------------------------------
+// 2. Wrong transitions
+// ---------------------------------------------------------------------------
+
+#[test]
+fn start_twice_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "start2");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    let pid = c.start_bundle(&b);
+    let out = c.mica(&["start", &c.id]);
+    assert_fails_with(&out, "running", "second start");
+    assert_eq!(c.status(), "running");
+    assert_eq!(c.pid(), pid);
+    assert!(alive(pid));
+}
+
+#[test]
+fn delete_running_needs_force() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "delrun");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    let pid = c.start_bundle(&b);
+
+    let out = c.mica(&["delete", &c.id]);
+    assert_fails_with(&out, "running", "delete of a running container");
+    assert_eq!(c.status(), "running", "delete without --force changed the container");
+    assert!(alive(pid), "delete without --force killed the process");
+    assert!(c.state_dir().join("state.json").exists());
+
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete --force: {out:?}");
+    assert_eq!(out.stderr, "");
+    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} alive after delete --force");
+    assert_fails_with(&c.mica(&["state", &c.id]), "does not exist", "state after delete --force");
+    c.assert_gone();
+}
+
+#[test]
+fn delete_force_of_created_container() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "delcreated");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    assert!(alive(pid));
+    // A created container may be deleted without --force (runc does).
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete of a created container: {out:?}");
+    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} of a deleted created container alive");
+    c.assert_gone();
+}
+
+#[test]
+fn kill_stopped_container_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "killstopped");
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |_| {});
+    c.create_ok(&b);
+    c.start_ok();
+    c.wait_status("stopped");
+    let out = c.mica(&["kill", &c.id, "KILL"]);
+    assert_fails_with(&out, "container not running", "kill of a stopped container");
+    // Stopped: delete without --force works.
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete of a stopped container: {out:?}");
+    c.assert_gone();
+}
+
+#[test]
+fn unknown_id_does_not_exist() {
+    let env = Env::new();
+    let id = unique("lc-nosuch");
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["state", &id],
+        vec!["start", &id],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", &id],
+        vec!["ps", &id],
+        vec!["pause", &id],
+        vec!["resume", &id],
+        vec!["exec", &id, "--", PROBE],
+    ];
+    for args in cmds {
+        let out = mica(&env, &args);
+        assert_fails_with(&out, "does not exist", &format!("mica {}", args.join(" ")));
+    }
+    assert!(root_entries(&env).is_empty(), "commands on an unknown id created {:?}", root_entries(&env));
+}
+
+#[test]
+fn create_existing_id_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "exists");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    let b2 = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    let out = c.create(&b2, &[]);
+    assert_fails_with(&out, "already exists", "second create with the same id");
+    // The first container is untouched.
+    let st = c.state();
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["pid"], json!(pid));
+    assert_eq!(st["bundle"], json!(std::fs::canonicalize(&b).unwrap()));
+    assert!(alive(pid));
+    // Only one process of this container exists (the failed create cloned nothing).
+    let procs = wait_no_marked_processes_except(&c.id, pid);
+    assert!(procs.is_empty(), "the failed create left processes: {procs:?}");
+    c.start_ok();
+    assert_eq!(c.status(), "running");
+}
+
+/// Processes of `id` other than `keep`, polled until none (2 s).
+fn wait_no_marked_processes_except(id: &str, keep: i32) -> Vec<(i32, Vec<String>)> {
+    let end = Instant::now() + Duration::from_secs(2);
+    loop {
+        let p: Vec<_> = marked_processes(id).into_iter().filter(|(p, _)| *p != keep).collect();
+        if p.is_empty() || Instant::now() >= end {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. kill
+// ---------------------------------------------------------------------------
+
+/// `run` in the foreground (in a thread), kill it with `signal` once it is
+/// running, and return run's exit code.
+fn run_and_kill(env: &Env, prefix: &str, probe_args: &[&str], signal: &str) -> i32 {
+    let c = Ctr::new(env, prefix);
+    let mut args = vec![PROBE];
+    args.extend_from_slice(probe_args);
+    let b = c.bundle("busybox", &args, |_| {});
+    let run = c.spawn(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    let st = c.wait_status("running");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    // Wait for the probe to set up its handlers (it prints after that).
+    let end = Instant::now() + STATE_TIMEOUT;
+    while cmdline(pid).first().map(String::as_str) != Some(PROBE) {
+        assert!(Instant::now() < end, "init {pid} never exec'd the probe");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let out = c.mica(&["kill", &c.id, signal]);
+    assert!(out.ok(), "kill {signal}: {out:?}");
+    let out = run.finish(CMD_TIMEOUT);
+    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} alive after kill {signal}");
+    // A foreground run deletes the container when its process exits.
+    assert_fails_with(&c.mica(&["state", &c.id]), "does not exist", "state after run returned");
+    c.assert_gone();
+    out.code
+}
+
+#[test]
+fn kill_term_by_name_stops_probe_with_143() {
+    let env = Env::new();
+    assert_eq!(run_and_kill(&env, "term", &["--sleep", "inf", "--quiet"], "TERM"), 143);
+}
+
+#[test]
+fn kill_by_name_and_number() {
+    let env = Env::new();
+    for (sig, code) in [("KILL", 137), ("SIGKILL", 137), ("9", 137), ("15", 143), ("SIGTERM", 143)] {
+        let got = run_and_kill(&env, "sig", &["--sleep", "inf", "--quiet"], sig);
+        assert_eq!(got, code, "kill {sig}: run returned {got}");
+    }
+    // SIGTERM ignored: only KILL stops it.
+    let got = run_and_kill(&env, "ignterm", &["--sleep", "inf", "--quiet", "--ignore-term"], "KILL");
+    assert_eq!(got, 137);
+}
+
+#[test]
+fn kill_default_signal_is_term() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "killdefault");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let run = c.spawn(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    let pid = c.wait_status("running")["pid"].as_i64().unwrap() as i32;
+    let end = Instant::now() + STATE_TIMEOUT;
+    while cmdline(pid).first().map(String::as_str) != Some(PROBE) {
+        assert!(Instant::now() < end);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let out = c.mica(&["kill", &c.id]);
+    assert!(out.ok(), "kill without a signal: {out:?}");
+    assert_eq!(run.finish(CMD_TIMEOUT).code, 143);
+}
+
+#[test]
+fn kill_invalid_signal_is_an_error() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "killnope");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    let pid = c.start_bundle(&b);
+    for sig in ["NOPE", "SIGNOPE", "0", "99999", ""] {
+        let out = c.mica(&["kill", &c.id, sig]);
+        assert_fails_with(&out, "signal", &format!("kill {sig:?}"));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(alive(pid), "an invalid signal killed the container");
+    assert_eq!(c.status(), "running");
+}
+
+#[test]
+fn kill_all_kills_exec_processes_too() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "killall");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--ignore-term"], |_| {});
+    let pid = c.start_bundle(&b);
+    let pf = env.tmp.path().join("extra.pid");
+    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    assert!(out.ok(), "exec -d: {out:?}");
+    let (_, extra) = read_pid_file(&pf);
+    assert!(alive(extra), "exec'd process {extra} not alive");
+    assert_ne!(extra, pid);
+
+    let out = c.mica(&["kill", "--all", &c.id, "KILL"]);
+    assert!(out.ok(), "kill --all: {out:?}");
+    assert!(wait_dead(extra, STATE_TIMEOUT), "kill --all left the exec'd process {extra} alive");
+    assert!(wait_dead(pid, STATE_TIMEOUT), "kill --all left the init {pid} alive");
+    c.wait_status("stopped");
+}
+
+// ---------------------------------------------------------------------------
+// 4. run
+// ---------------------------------------------------------------------------
+
+#[test]
+fn run_returns_exit_code_and_cleans_up() {
+    let env = Env::new();
+    for code in [0, 3, 42] {
+        let c = Ctr::new(&env, "runexit");
+        let code_s = code.to_string();
+        let b = c.bundle("busybox", &[PROBE, "--exit", &code_s], |_| {});
+        let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+        assert_eq!(out.code, code, "run --exit {code}: {out:?}");
+        assert_eq!(out.stderr, "", "run printed on stderr");
+        let j = parse_probe(&out.stdout);
+        assert_eq!(j["pid"], 1, "the probe is the container's init: {j}");
+        assert_eq!(j["args"], json!([PROBE, "--exit", code_s]));
+        c.assert_gone();
+    }
+    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+}
+
+#[test]
+fn run_detached_keeps_running() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "rund");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let pid_file = env.tmp.path().join("rund.pid");
+    let out = c.mica(&["run", "-d", "--pid-file", pid_file.to_str().unwrap(), "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 0, "run -d: {out:?}");
+    assert_eq!(out.stderr, "");
+    let st = c.state();
+    assert_eq!(st["status"], "running", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert_eq!(read_pid_file(&pid_file).0, pid.to_string());
+    assert!(alive(pid));
+    assert_eq!(cmdline(pid), [PROBE, "--sleep", "inf", "--quiet"]);
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete --force: {out:?}");
+    assert!(wait_dead(pid, STATE_TIMEOUT));
+    c.assert_gone();
+}
+
+// ---------------------------------------------------------------------------
+// 5. exec
+// ---------------------------------------------------------------------------
+
+const HOSTNAME: &str = "lifecycle-exec";
+
+fn exec_container<'a>(env: &'a Env, prefix: &str) -> (Ctr<'a>, i32) {
+    let c = Ctr::new(env, prefix);
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["hostname"] = json!(HOSTNAME);
+    });
+    let pid = c.start_bundle(&b);
+    (c, pid)
+}
+
+#[test]
+fn exec_joins_the_container() {
+    let env = Env::new();
+    let (c, pid) = exec_container(&env, "exec");
+    let out = c.mica(&["exec", &c.id, "--", PROBE]);
+    assert_eq!(out.code, 0, "exec: {out:?}");
+    assert_eq!(out.stderr, "");
+    let j = parse_probe(&out.stdout);
+    assert_eq!(j["errors"], json!([]), "{j}");
+    assert_eq!(j["hostname"], HOSTNAME, "{j}");
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        assert_eq!(j["namespaces"][ns], json!(ns_link(pid, ns)), "exec'd process is not in the init's {ns} namespace: {j}");
+    }
+    assert_ne!(j["pid"], 1, "exec'd process must not be the container's pid 1");
+    assert_eq!(j["args"], json!([PROBE]));
+    // The init is unaffected.
+    assert_eq!(c.status(), "running");
+    assert!(alive(pid));
+
+    let out = c.mica(&["exec", &c.id, "--", PROBE, "--quiet", "--exit", "5"]);
+    assert_eq!(out.code, 5, "exec --exit 5: {out:?}");
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn exec_env_cwd_user() {
+    let env = Env::new();
+    let (c, _) = exec_container(&env, "execopts");
+    let out = c.mica(&["exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000", &c.id, "--", PROBE]);
+    assert_eq!(out.code, 0, "exec: {out:?}");
+    let j = parse_probe(&out.stdout);
+    assert!(j["env"].as_array().unwrap().contains(&json!("FOO=bar")), "{j}");
+    // The config's env is kept (with the mark).
+    assert!(j["env"].as_array().unwrap().contains(&json!(format!("{MARK}={}", c.id))), "{j}");
+    assert_eq!(j["cwd"], "/tmp", "{j}");
+    assert_eq!((j["uid"].clone(), j["euid"].clone(), j["gid"].clone(), j["egid"].clone()), (json!(1000), json!(1000), json!(1000), json!(1000)), "{j}");
+}
+
+#[test]
+fn exec_process_json() {
+    let env = Env::new();
+    let (c, pid) = exec_container(&env, "execproc");
+    let pj = env.tmp.path().join("process.json");
+    let process = json!({
+        "terminal": false,
+        "user": {"uid": 65534, "gid": 65534},
+        "args": [PROBE, "--exit", "7"],
+        "env": ["PATH=/bin:/usr/bin", "FROM_PROCESS_JSON=1"],
+        "cwd": "/home/user"
+    });
+    std::fs::write(&pj, serde_json::to_vec(&process).unwrap()).unwrap();
+    let out = c.mica(&["exec", "--process", pj.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 7, "exec --process: {out:?}");
+    let j = parse_probe(&out.stdout);
+    assert_eq!(j["args"], json!([PROBE, "--exit", "7"]), "{j}");
+    assert_eq!(j["cwd"], "/home/user", "{j}");
+    assert_eq!(j["uid"], 65534, "{j}");
+    assert_eq!(j["gid"], 65534, "{j}");
+    assert!(j["env"].as_array().unwrap().contains(&json!("FROM_PROCESS_JSON=1")), "{j}");
+    assert_eq!(j["namespaces"]["pid"], json!(ns_link(pid, "pid")));
+    assert_eq!(j["hostname"], HOSTNAME);
+
+    // A process.json that is not JSON: one clean error line.
+    std::fs::write(&pj, b"{ nope").unwrap();
+    let out = c.mica(&["exec", "--process", pj.to_str().unwrap(), &c.id]);
+    assert_fails_with(&out, "process.json", "exec --process with bad JSON");
+    assert_eq!(c.status(), "running");
+}
+
+#[test]
+fn exec_detached_writes_pid_file() {
+    let env = Env::new();
+    let (c, pid) = exec_container(&env, "execd");
+    let pf = env.tmp.path().join("exec.pid");
+    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    assert_eq!(out.code, 0, "exec -d: {out:?}");
+    assert_eq!(out.stderr, "");
+    let (raw, epid) = read_pid_file(&pf);
+    assert_eq!(raw, epid.to_string());
+    assert!(alive(epid), "exec -d process {epid} is not alive");
+    assert_ne!(epid, pid);
+    assert_eq!(cmdline(epid), [PROBE, "--sleep", "inf", "--quiet"]);
+    assert_eq!(ns_link(epid, "pid"), ns_link(pid, "pid"));
+    assert_eq!(ns_link(epid, "mnt"), ns_link(pid, "mnt"));
+    // delete --force takes it down with the container (pid namespace).
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "{out:?}");
+    assert!(wait_dead(epid, STATE_TIMEOUT), "exec'd process {epid} survived delete --force");
+    c.assert_gone();
+}
+
+#[test]
+fn exec_into_stopped_container_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "execstopped");
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |_| {});
+    c.create_ok(&b);
+    c.start_ok();
+    c.wait_status("stopped");
+    let out = c.mica(&["exec", &c.id, "--", PROBE]);
+    assert_fails_with(&out, "stopped", "exec into a stopped container");
+    assert_eq!(out.stdout, "");
+    let out = c.mica(&["exec", &c.id]);
+    assert_ne!(out.code, 0, "exec without a command: {out:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. ps and list
+// ---------------------------------------------------------------------------
+
+fn ps_json(c: &Ctr) -> Vec<i32> {
+    let out = c.mica(&["ps", "--format", "json", &c.id]);
+    assert!(out.ok(), "ps: {out:?}");
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("ps output is not a JSON list of pids ({e}): {out:?}"))
+}
+
+#[test]
+fn ps_lists_container_processes() {
+    let env = Env::new();
+    let (c, pid) = exec_container(&env, "ps");
+    assert_eq!(ps_json(&c), vec![pid], "ps of a container with only its init");
+    let pf = env.tmp.path().join("ps-extra.pid");
+    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    assert!(out.ok(), "{out:?}");
+    let (_, extra) = read_pid_file(&pf);
+    let mut got = ps_json(&c);
+    got.sort();
+    let mut want = vec![pid, extra];
+    want.sort();
+    assert_eq!(got, want, "ps after exec -d");
+    let out = c.mica(&["ps", &c.id]);
+    assert!(out.ok(), "{out:?}");
+    assert!(out.stdout.lines().next().unwrap_or("").contains("PID"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())), "{out:?}");
+}
+
+#[test]
+fn list_shows_containers() {
+    let env = Env::new();
+    let a = Ctr::new(&env, "lista");
+    let ba = a.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    a.create_ok(&ba);
+    let apid = a.pid();
+    let b = Ctr::new(&env, "listb");
+    let bb = b.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let bpid = b.start_bundle(&bb);
+
+    let out = mica(&env, &["list", "--format", "json"]);
+    assert!(out.ok(), "list: {out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list json ({e}): {out:?}"));
+    let items = v.as_array().expect("list is an array");
+    assert_eq!(items.len(), 2, "{v}");
+    let find = |id: &str| items.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {v}"));
+    assert_eq!(find(&a.id)["status"], "created");
+    assert_eq!(find(&a.id)["pid"], json!(apid));
+    assert_eq!(find(&b.id)["status"], "running");
+    assert_eq!(find(&b.id)["pid"], json!(bpid));
+    assert_eq!(find(&b.id)["bundle"], json!(std::fs::canonicalize(&bb).unwrap()));
+
+    let out = mica(&env, &["list", "-q"]);
+    assert!(out.ok(), "{out:?}");
+    let mut want = vec![a.id.clone(), b.id.clone()];
+    want.sort();
+    assert_eq!(out.stdout.lines().collect::<Vec<_>>(), want, "list -q");
+
+    let out = mica(&env, &["list"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(out.stdout.lines().next().unwrap_or("").starts_with("ID"), "{out:?}");
+    assert!(out.stdout.contains(&a.id) && out.stdout.contains(&b.id), "{out:?}");
+
+    // Empty root (never created): an empty list, not an error.
+    let empty = Env::new();
+    let out = mica(&empty, &["list", "--format", "json"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "[]");
+}
+
+// ---------------------------------------------------------------------------
+// 7. pause / resume
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pause_and_resume() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "pause");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let pid = c.start_bundle(&b);
+
+    let out = c.mica(&["pause", &c.id]);
+    assert!(out.ok(), "pause: {out:?}");
+    let st = c.state();
+    assert_eq!(st["status"], "paused", "{st}");
+    assert_eq!(st["pid"], json!(pid));
+    // Pausing twice is a wrong transition.
+    assert_fails_with(&c.mica(&["pause", &c.id]), "paused", "pause of a paused container");
+
+    let out = c.mica(&["resume", &c.id]);
+    assert!(out.ok(), "resume: {out:?}");
+    assert_eq!(c.status(), "running");
+    assert_fails_with(&c.mica(&["resume", &c.id]), "running", "resume of a running container");
+
+    // Really thawed: it reacts to SIGTERM.
+    let out = c.mica(&["kill", &c.id, "TERM"]);
+    assert!(out.ok(), "{out:?}");
+    c.wait_status("stopped");
+    assert!(wait_dead(pid, STATE_TIMEOUT));
+}
+
+#[test]
+fn delete_force_of_paused_container() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "pausedel");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let pid = c.start_bundle(&b);
+    let out = c.mica(&["pause", &c.id]);
+    assert!(out.ok(), "pause: {out:?}");
+    assert_eq!(c.status(), "paused");
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete --force of a paused container: {out:?}");
+    assert!(wait_dead(pid, STATE_TIMEOUT), "paused init {pid} survived delete --force");
+    c.assert_gone();
+}
+
+#[test]
+fn pause_created_container_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "pausecreated");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    c.create_ok(&b);
+    assert_fails_with(&c.mica(&["pause", &c.id]), "created", "pause of a created container");
+    assert_eq!(c.status(), "created");
+}
+
+// ---------------------------------------------------------------------------
+// 8. hooks
+// ---------------------------------------------------------------------------
+
+fn cat_hook(file: &Path) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", file.display())], "timeout": 10})
+}
+
+fn read_hook_state(file: &Path) -> Value {
+    let s = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("hook output {}: {e}", file.display()));
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("hook got no JSON state on stdin ({e}): {s:?}"))
+}
+
+#[test]
+fn hooks_get_the_state() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "hooks");
+    let dir = env.tmp.path().join("hooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = |n: &str| dir.join(n);
+    let (prestart, create_runtime, poststart, poststop) = (f("prestart"), f("createRuntime"), f("poststart"), f("poststop"));
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["hooks"] = json!({
+            "prestart": [cat_hook(&prestart)],
+            "createRuntime": [cat_hook(&create_runtime)],
+            "poststart": [cat_hook(&poststart)],
+            "poststop": [cat_hook(&poststop)],
+        });
+        cfg["annotations"] = json!({"org.mica.test": "hooks"});
+    });
+    let bundle = json!(std::fs::canonicalize(&b).unwrap());
+
+    c.create_ok(&b);
+    let pid = c.pid();
+    for file in [&prestart, &create_runtime] {
+        let s = read_hook_state(file);
+        assert_eq!(s["id"], json!(c.id), "{}: {s}", file.display());
+        assert_eq!(s["status"], "creating", "{}: {s}", file.display());
+        assert_eq!(s["pid"], json!(pid), "{}: pid must be the init's: {s}", file.display());
+        assert_eq!(s["bundle"], bundle, "{}: {s}", file.display());
+        assert_eq!(s["ociVersion"], "1.2.0", "{}: {s}", file.display());
+        assert_eq!(s["annotations"]["org.mica.test"], "hooks", "{}: {s}", file.display());
+    }
+    assert!(!poststart.exists(), "poststart ran before start");
+    assert!(!poststop.exists(), "poststop ran before delete");
+
+    c.start_ok();
+    let s = read_hook_state(&poststart);
+    assert_eq!(s["id"], json!(c.id), "{s}");
+    assert_eq!(s["status"], "running", "{s}");
+    assert_eq!(s["pid"], json!(pid), "{s}");
+    assert_eq!(s["bundle"], bundle, "{s}");
+    assert!(!poststop.exists(), "poststop ran before delete");
+
+    let out = c.mica(&["kill", &c.id, "KILL"]);
+    assert!(out.ok(), "{out:?}");
+    c.wait_status("stopped");
+    assert!(!poststop.exists(), "poststop ran before delete");
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    let s = read_hook_state(&poststop);
+    assert_eq!(s["id"], json!(c.id), "{s}");
+    assert_eq!(s["status"], "stopped", "{s}");
+    assert_eq!(s["bundle"], bundle, "{s}");
+    c.assert_gone();
+}
+
+#[test]
+fn failing_prestart_hook_fails_create() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "hookfail");
+    let after = env.tmp.path().join("createRuntime-ran");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["hooks"] = json!({
+            "prestart": [{"path": "/bin/false"}],
+            "createRuntime": [cat_hook(&after)],
+        });
+    });
+    let out = c.create(&b, &[]);
+    assert_fails_with(&out, "hook", "create with a failing prestart hook");
+    assert!(!after.exists(), "the hook after the failing one ran");
+    c.assert_gone();
+    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+
+    // run too.
+    let c = Ctr::new(&env, "hookfailrun");
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |cfg| {
+        cfg["hooks"] = json!({"prestart": [{"path": "/bin/false"}]});
+    });
+    let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_fails_with(&out, "hook", "run with a failing prestart hook");
+    assert_eq!(out.stdout, "", "the process ran despite the failing hook");
+    c.assert_gone();
+}
+
+// ---------------------------------------------------------------------------
+// 9. Bad input
+// ---------------------------------------------------------------------------
+
+/// Each bad config fails `create` and `run` cleanly and leaves nothing.
+fn check_bad_config(name: &str, needle: &str, edit: impl Fn(&mut Value, &Env), raw: Option<&str>) {
+    let env = Env::new();
+    for cmd in ["create", "run"] {
+        let c = Ctr::new(&env, &format!("bad-{name}"));
+        let b = c.bundle("busybox", &[PROBE, "--quiet"], |cfg| edit(cfg, &env));
+        if let Some(text) = raw {
+            std::fs::write(b.join("config.json"), text).unwrap();
+        }
+        let out = c.mica(&[cmd, "--bundle", b.to_str().unwrap(), &c.id]);
+        let what = format!("{cmd} with {name}");
+        assert_fails_with(&out, needle, &what);
+        assert_eq!(out.stdout, "", "{what}: stdout");
+        c.assert_gone();
+        assert!(root_entries(&env).is_empty(), "{what}: state root has {:?}", root_entries(&env));
+    }
+}
+
+#[test]
+fn bad_config_malformed_json() {
+    check_bad_config("malformed", "config.json", |_, _| {}, Some("{\"ociVersion\": \"1.2.0\", \"process\": "));
+}
+
+#[test]
+fn bad_config_wrong_type() {
+    check_bad_config("wrongtype", "config.json", |cfg, _| cfg["process"]["args"] = json!("notalist"), None);
+}
+
+#[test]
+fn bad_config_oci_version() {
+    check_bad_config("version", "2.0.0", |cfg, _| cfg["ociVersion"] = json!("2.0.0"), None);
+}
+
+#[test]
+fn bad_config_missing_rootfs() {
+    check_bad_config(
+        "norootfs",
+        "rootfs",
+        |cfg, env| cfg["root"]["path"] = json!(env.tmp.path().join("no-such-rootfs")),
+        None,
+    );
+}
+
+#[test]
+fn bad_config_unknown_namespace_path() {
+    check_bad_config(
+        "nspath",
+        "/proc/999999999/ns/net",
+        |cfg, _| {
+            let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "network");
+            ns.push(json!({"type": "network", "path": "/proc/999999999/ns/net"}));
+        },
+        None,
+    );
+}
+
+#[test]
+fn bad_config_missing_command() {
+    check_bad_config(
+        "nocmd-abs",
+        "no such file or directory",
+        |cfg, _| cfg["process"]["args"] = json!(["/no/such/command"]),
+        None,
+    );
+    check_bad_config(
+        "nocmd-path",
+        "executable file not found in $PATH",
+        |cfg, _| cfg["process"]["args"] = json!(["no-such-command"]),
+        None,
+    );
+    check_bad_config("noargs", "args", |cfg, _| cfg["process"]["args"] = json!([]), None);
+}
+
+#[test]
+fn bad_config_hostname_without_uts() {
+    check_bad_config(
+        "nouts",
+        "uts",
+        |cfg, _| {
+            cfg["hostname"] = json!("nouts");
+            cfg["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+        },
+        None,
+    );
+}
+
+#[test]
+fn bad_config_relative_mount_destination() {
+    check_bad_config(
+        "relmount",
+        "relative/dir",
+        |cfg, _| {
+            cfg["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"}));
+        },
+        None,
+    );
+}
+
+#[test]
+fn bad_config_missing_bundle() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "nobundle");
+    let missing = env.tmp.path().join("no-such-bundle");
+    let out = c.mica(&["create", "--bundle", missing.to_str().unwrap(), &c.id]);
+    assert_fails_with(&out, "no-such-bundle", "create with a missing bundle");
+    c.assert_gone();
+    let out = mica(&env, &["create", "--bundle", env.tmp.path().to_str().unwrap(), "bad/id"]);
+    assert_fails_with(&out, "bad/id", "create with an invalid id");
+    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+}
+
+// ---------------------------------------------------------------------------
+// 10. Crash consistency
+// ---------------------------------------------------------------------------
+
+/// xorshift64*: random delays without a crate; the seed is printed on failure.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn crash_loop(cmd: &str) {
+    let env = Env::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    for i in 0..30 {
+        let c = Ctr::new(&env, &format!("crash-{cmd}"));
+        let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+            cfg["linux"]["cgroupsPath"] = json!(format!("mica-crash-{}", c.id));
+        });
+        let delay = Duration::from_micros(rng.next() % 30_000);
+        let ctx = format!("mica {cmd} SIGKILLed after {delay:?} (iteration {i}, seed {seed})");
+        let mut run = c.spawn(&[cmd, "--bundle", b.to_str().unwrap(), &c.id]);
+        std::thread::sleep(delay);
+        // Our own child, by its pid.
+        let _ = run.child.kill();
+        let _ = wait_timeout(&mut run.child, CMD_TIMEOUT);
+
+        let out = spawn_mica(&env, &["delete", "--force", &c.id], None)
+            .try_finish(CMD_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        assert!(
+            out.ok() || out.stderr.contains("does not exist"),
+            "{ctx}: delete --force failed: {out:?}"
+        );
+        if !out.ok() {
+            assert_one_error_line(&out, &ctx);
+        }
+        assert!(!c.state_dir().exists(), "{ctx}: state dir left");
+        let procs = wait_no_marked_processes(&c.id, Duration::from_secs(2));
+        assert!(procs.is_empty(), "{ctx}: processes still alive: {procs:?}");
+        let pids_cg = common::own_cgroup("pids").map(|own| {
+            Path::new("/sys/fs/cgroup/pids")
+                .join(own.trim_start_matches('/'))
+                .join(format!("mica-crash-{}", c.id))
+        });
+        if let Some(p) = pids_cg {
+            assert!(!p.exists(), "{ctx}: cgroup {} left", p.display());
+        }
+        for name in cgroup_names(&c.id) {
+            let left = leftover_cgroups(&name);
+            assert!(left.is_empty(), "{ctx}: cgroups left: {left:?}");
+        }
+    }
+    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+}
+
+#[test]
+fn crash_during_create_leaves_nothing_after_delete_force() {
+    crash_loop("create");
+}
+
+#[test]
+fn crash_during_run_leaves_nothing_after_delete_force() {
+    crash_loop("run");
+}
+
+// ---------------------------------------------------------------------------
+// 11. Parallel runs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn parallel_runs() {
+    const TOTAL: usize = 160;
+    const THREADS: usize = 16;
+    let env = Env::new();
+    let b = env.bundle("probe-only", &[PROBE, "--quiet", "--exit", "0"], |cfg| {
+        cfg["process"]["env"].as_array_mut().unwrap().push(json!(format!("{MARK}=parallel-{}", std::process::id())));
+        cfg.as_object_mut().unwrap().remove("hostname");
+        cfg["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Result<Out, String>)>();
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let mut hung = false;
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let tx = tx.clone();
+            let (env, b, next, abort) = (&env, &b, &next, &abort);
+            s.spawn(move || loop {
+                if abort.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n >= TOTAL {
+                    return;
+                }
+                let id = unique("lc-par");
+                let r = spawn_mica(env, &["run", "--bundle", b.to_str().unwrap(), &id], Some(&id))
+                    .try_finish(Duration::from_secs(60));
+                let _ = tx.send((id, r));
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while results.len() < TOTAL {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => results.push(r),
+                Err(_) => {
+                    hung = true;
+                    abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    });
+    let elapsed = started.elapsed();
+    // Clean up whatever a failed run left, then judge.
+    for (id, _) in &results {
+        let _ = spawn_mica(&env, &["delete", "--force", id], None).try_finish(Duration::from_secs(15));
+        for (pid, _) in marked_processes(id) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for dir in leftover_cgroups(&format!("mica-{id}")) {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    assert!(!hung, "parallel runs hung: only {} of {TOTAL} finished in {elapsed:?}", results.len());
+    let failed: Vec<_> = results.iter().filter(|(_, r)| !matches!(r, Ok(o) if o.code == 0)).collect();
+    assert!(failed.is_empty(), "{} of {TOTAL} runs failed, e.g. {:?}", failed.len(), failed.iter().take(3).collect::<Vec<_>>());
+    let quiet: Vec<_> = results.iter().filter(|(_, r)| matches!(r, Ok(o) if !o.stderr.is_empty())).collect();
+    assert!(quiet.is_empty(), "runs printed on stderr: {:?}", quiet.iter().take(3).collect::<Vec<_>>());
+    assert_eq!(results.len(), TOTAL);
+    assert!(root_entries(&env).is_empty(), "state root not empty after parallel runs: {:?}", root_entries(&env));
+    for (id, _) in &results {
+        let left = leftover_cgroups(&format!("mica-{id}"));
+        assert!(left.is_empty(), "cgroups left by {id}: {left:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 12. spec, features, --version
+// ---------------------------------------------------------------------------
+
+#[test]
+fn spec_writes_readonly_config_and_refuses_overwrite() {
+    let env = Env::new();
+    let dir = env.tmp.path().join("specdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run_spec = |args: &[&str], cwd: &Path| -> Out {
+        let out = env.tmp.path().join(unique("spec-out"));
+        let err = env.tmp.path().join(unique("spec-err"));
+        let mut child = Command::new(mica_bin())
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let st = wait_timeout(&mut child, CMD_TIMEOUT).expect("mica spec hung");
+        Out {
+            code: st.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(out).unwrap(),
+            stderr: std::fs::read_to_string(err).unwrap(),
+        }
+    };
+    let out = run_spec(&["spec", "--bundle", dir.to_str().unwrap()], env.tmp.path());
+    assert!(out.ok(), "spec: {out:?}");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let cfg: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cfg["root"]["readonly"], true, "{cfg}");
+    assert_eq!(cfg["root"]["path"], "rootfs");
+    assert_eq!(cfg["ociVersion"], "1.2.0");
+    assert_eq!(cfg["process"]["args"], json!(["sh"]));
+
+    let out = run_spec(&["spec", "--bundle", dir.to_str().unwrap()], env.tmp.path());
+    assert_fails_with(&out, "exists", "spec over an existing config.json");
+    assert_eq!(std::fs::read_to_string(dir.join("config.json")).unwrap(), text, "spec changed the existing config");
+
+    // Default bundle: the current directory.
+    let cwd = env.tmp.path().join("speccwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = run_spec(&["spec"], &cwd);
+    assert!(out.ok(), "spec in cwd: {out:?}");
+    assert!(cwd.join("config.json").exists());
+    let out = run_spec(&["spec"], &cwd);
+    assert_fails_with(&out, "exists", "spec in cwd twice");
+
+    // The default spec is usable as is (with a real rootfs): runs the probe.
+    let b = env.tmp.path().join("specrun");
+    std::fs::create_dir_all(&b).unwrap();
+    assert!(run_spec(&["spec", "--bundle", b.to_str().unwrap()], env.tmp.path()).ok());
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    std::os::unix::fs::symlink(fixtures().join("busybox"), b.join("rootfs")).unwrap();
+    cfg["process"]["terminal"] = json!(false);
+    cfg["process"]["args"] = json!([PROBE, "--exit", "0"]);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let c = Ctr::new(&env, "specrun");
+    let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 0, "run of the default spec: {out:?}");
+    let j = parse_probe(&out.stdout);
+    assert_eq!(j["root_writable"]["errno"], "EROFS", "{j}");
+    assert_eq!(j["hostname"], "mica", "{j}");
+}
+
+#[test]
+fn features_prints_json() {
+    let env = Env::new();
+    let out = mica(&env, &["features"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("features is not JSON ({e}): {out:?}"));
+    assert_eq!(v["ociVersionMin"], "1.0.0");
+    assert_eq!(v["ociVersionMax"], "1.3.0");
+    let hooks = v["hooks"].as_array().unwrap();
+    for h in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert!(hooks.contains(&json!(h)), "{h} missing: {v}");
+    }
+    let ns = v["linux"]["namespaces"].as_array().unwrap();
+    for n in ["mount", "pid", "network", "uts", "ipc", "user", "cgroup"] {
+        assert!(ns.contains(&json!(n)), "{n} missing: {v}");
+    }
+    assert!(v["linux"]["capabilities"].as_array().unwrap().contains(&json!("CAP_SYS_ADMIN")), "{v}");
+}
+
+#[test]
+fn version_prints_a_version() {
+    let env = Env::new();
+    let out = mica(&env, &["--version"]);
+    assert!(out.ok(), "{out:?}");
+    let first = out.stdout.lines().next().unwrap_or("");
+    assert_eq!(first, format!("mica {}", env!("CARGO_PKG_VERSION")), "{out:?}");
+    assert!(out.stdout.contains("spec: 1.2.0"), "{out:?}");
+}
