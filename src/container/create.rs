@@ -128,7 +128,24 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
             // The devices the config creates are also allowed in the device cgroup, as runc does.
             if let Some(rules) = r.devices().clone() {
                 let mut rules = rules;
-                rules.extend(linux.devices().iter().flatten().map(oci_spec::runtime::LinuxDeviceCgroup::from));
+                rules.extend(
+                    linux
+                        .devices()
+                        .iter()
+                        .flatten()
+                        .filter(|d| {
+                            use oci_spec::runtime::LinuxDeviceType::*;
+                            matches!(d.typ(), B | C | U)
+                        })
+                        .map(|d| {
+                            let mut rule = oci_spec::runtime::LinuxDeviceCgroup::from(d);
+                            // 'u' (unbuffered char) is a char device to the device cgroup.
+                            if d.typ() == oci_spec::runtime::LinuxDeviceType::U {
+                                rule.set_typ(Some(oci_spec::runtime::LinuxDeviceType::C));
+                            }
+                            rule
+                        }),
+                );
                 r.set_devices(Some(rules));
             }
             cg.apply(&r)?;

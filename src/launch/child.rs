@@ -165,7 +165,8 @@ fn second_fork(plan: &Plan, sync_fd: c_int) -> CResult<()> {
         let _ = sync::send(sync_fd, &m);
         sys::exit(0);
     }
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0, 0, 0);
+    // No parent-death signal here: our parent, the middle, exits right away.
+    // If mica dies, the socket closes and we exit on EOF.
     Ok(())
 }
 
