@@ -129,17 +129,32 @@ fn assert_one_error_line(out: &Out, what: &str) {
         out.stderr,
         out.stdout
     );
-    assert!(lines[0].starts_with("mica: "), "{what}: stderr line does not start with \"mica: \": {:?}", lines[0]);
+    assert!(
+        lines[0].starts_with("mica: "),
+        "{what}: stderr line does not start with \"mica: \": {:?}",
+        lines[0]
+    );
     for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "thread 'main'"] {
-        assert!(!out.stderr.contains(bad), "{what}: panic text in stderr: {:?}", out.stderr);
+        assert!(
+            !out.stderr.contains(bad),
+            "{what}: panic text in stderr: {:?}",
+            out.stderr
+        );
     }
 }
 
 /// A failed command: non-zero, one "mica:" line containing `needle`.
 fn assert_fails_with(out: &Out, needle: &str, what: &str) {
-    assert_ne!(out.code, 0, "{what}: expected failure, got success: {out:?}");
+    assert_ne!(
+        out.code, 0,
+        "{what}: expected failure, got success: {out:?}"
+    );
     assert_one_error_line(out, what);
-    assert!(out.stderr.contains(needle), "{what}: stderr {:?} does not contain {needle:?}", out.stderr);
+    assert!(
+        out.stderr.contains(needle),
+        "{what}: stderr {:?} does not contain {needle:?}",
+        out.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -230,7 +245,11 @@ fn cgroup_candidates(name: &str) -> Vec<PathBuf> {
     let own: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2).map(|p| p.trim_start_matches('/').to_string()))
+        .filter_map(|l| {
+            l.splitn(3, ':')
+                .nth(2)
+                .map(|p| p.trim_start_matches('/').to_string())
+        })
         .collect();
     let mut set = BTreeSet::new();
     for m in &mounts {
@@ -247,7 +266,10 @@ fn cgroup_candidates(name: &str) -> Vec<PathBuf> {
 }
 
 fn leftover_cgroups(name: &str) -> Vec<PathBuf> {
-    cgroup_candidates(name).into_iter().filter(|p| p.exists()).collect()
+    cgroup_candidates(name)
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// The cgroupsPath every container of this file gets (relative: below our
@@ -259,7 +281,11 @@ fn cgroup_name(id: &str) -> String {
 /// Every cgroup name a container of this file may get: ours, the crash
 /// test's, and mica's default.
 fn cgroup_names(id: &str) -> [String; 3] {
-    [cgroup_name(id), format!("mica-crash-{id}"), format!("mica-{id}")]
+    [
+        cgroup_name(id),
+        format!("mica-crash-{id}"),
+        format!("mica-{id}"),
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -323,7 +349,8 @@ impl<'a> Ctr<'a> {
     fn state(&self) -> Value {
         let out = self.mica(&["state", &self.id]);
         assert!(out.ok(), "state {}: {out:?}", self.id);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {out:?}"));
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}): {out:?}"));
         assert_eq!(v["id"], json!(self.id), "state of the wrong container: {v}");
         v
     }
@@ -340,7 +367,11 @@ impl<'a> Ctr<'a> {
             if st["status"] == want {
                 return st;
             }
-            assert!(Instant::now() < end, "{} never became {want:?}: last state {st}", self.id);
+            assert!(
+                Instant::now() < end,
+                "{} never became {want:?}: last state {st}",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -357,9 +388,17 @@ impl<'a> Ctr<'a> {
                     break st["pid"].as_i64().unwrap() as i32;
                 }
             } else {
-                assert!(out.stderr.contains("does not exist"), "state {}: {out:?}", self.id);
+                assert!(
+                    out.stderr.contains("does not exist"),
+                    "state {}: {out:?}",
+                    self.id
+                );
             }
-            assert!(Instant::now() < end, "{} never became running: {out:?}", self.id);
+            assert!(
+                Instant::now() < end,
+                "{} never became running: {out:?}",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         while cmdline(pid).first().map(String::as_str) != Some(PROBE) {
@@ -391,9 +430,17 @@ impl<'a> Ctr<'a> {
 
     /// Nothing of this container is left: no state dir, no process, no cgroup.
     fn assert_gone(&self) {
-        assert!(!self.state_dir().exists(), "state dir {} left behind", self.state_dir().display());
+        assert!(
+            !self.state_dir().exists(),
+            "state dir {} left behind",
+            self.state_dir().display()
+        );
         let procs = wait_no_marked_processes(&self.id, Duration::from_secs(2));
-        assert!(procs.is_empty(), "processes of {} still alive: {procs:?}", self.id);
+        assert!(
+            procs.is_empty(),
+            "processes of {} still alive: {procs:?}",
+            self.id
+        );
         for name in cgroup_names(&self.id) {
             let left = leftover_cgroups(&name);
             assert!(left.is_empty(), "cgroup dirs left behind: {left:?}");
@@ -403,7 +450,8 @@ impl<'a> Ctr<'a> {
 
 impl Drop for Ctr<'_> {
     fn drop(&mut self) {
-        let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None).try_finish(Duration::from_secs(15));
+        let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None)
+            .try_finish(Duration::from_secs(15));
         // If mica could not clean up, do it ourselves: only what this
         // container's mark or id names.
         let procs = marked_processes(&self.id);
@@ -414,7 +462,8 @@ impl Drop for Ctr<'_> {
             wait_dead(*pid, Duration::from_secs(2));
         }
         if !procs.is_empty() {
-            let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None).try_finish(Duration::from_secs(15));
+            let _ = spawn_mica(self.env, &["delete", "--force", &self.id], None)
+                .try_finish(Duration::from_secs(15));
         }
         for name in cgroup_names(&self.id) {
             for dir in leftover_cgroups(&name) {
@@ -435,7 +484,9 @@ const PROBE: &str = "/usr/bin/mica-probe";
 
 fn read_pid_file(p: &Path) -> (String, i32) {
     let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("pid file {}: {e}", p.display()));
-    let pid = s.parse::<i32>().unwrap_or_else(|_| panic!("pid file holds {s:?}, not a bare pid"));
+    let pid = s
+        .parse::<i32>()
+        .unwrap_or_else(|_| panic!("pid file holds {s:?}, not a bare pid"));
     (s, pid)
 }
 
@@ -448,7 +499,10 @@ fn ns_link(pid: i32, ns: &str) -> String {
 
 fn root_entries(env: &Env) -> Vec<String> {
     match std::fs::read_dir(&env.root) {
-        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => panic!("read {}: {e}", env.root.display()),
     }
@@ -472,14 +526,25 @@ fn create_start_kill_delete() {
     let st = c.state();
     assert_eq!(st["status"], "created", "{st}");
     assert_eq!(st["id"], json!(c.id));
-    assert_eq!(st["bundle"], json!(std::fs::canonicalize(&b).unwrap()), "{st}");
+    assert_eq!(
+        st["bundle"],
+        json!(std::fs::canonicalize(&b).unwrap()),
+        "{st}"
+    );
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(pid > 0, "created container without a pid: {st}");
     assert!(alive(pid), "init {pid} of a created container is not alive");
     // Before start the init is still mica (waiting on the exec fifo).
     let argv = cmdline(pid);
-    assert_eq!(argv.first().map(String::as_str), Some(mica_bin()), "created init's cmdline: {argv:?}");
-    assert!(argv.iter().any(|a| a == "create") && argv.iter().any(|a| *a == c.id), "{argv:?}");
+    assert_eq!(
+        argv.first().map(String::as_str),
+        Some(mica_bin()),
+        "created init's cmdline: {argv:?}"
+    );
+    assert!(
+        argv.iter().any(|a| a == "create") && argv.contains(&c.id),
+        "{argv:?}"
+    );
 
     let (raw, file_pid) = read_pid_file(&pid_file);
     assert_eq!(raw, pid.to_string(), "pid file must hold the bare pid");
@@ -489,26 +554,45 @@ fn create_start_kill_delete() {
     let st = c.state();
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["pid"], json!(pid), "the pid changed at start: {st}");
-    assert_eq!(cmdline(pid), [PROBE, "--sleep", "inf"], "start did not exec the process");
+    assert_eq!(
+        cmdline(pid),
+        [PROBE, "--sleep", "inf"],
+        "start did not exec the process"
+    );
     // Positive controls for the leak checks used everywhere in this file:
     // the mark finds the process, and the cgroup is where cgroupsPath says.
     let procs = marked_processes(&c.id);
-    assert_eq!(procs.iter().map(|p| p.0).collect::<Vec<_>>(), [pid], "{procs:?}");
+    assert_eq!(
+        procs.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [pid],
+        "{procs:?}"
+    );
     let cgs = leftover_cgroups(&cgroup_name(&c.id));
     if let Some(own) = common::own_cgroup("pids") {
         let pids_dir = Path::new("/sys/fs/cgroup/pids")
             .join(own.trim_start_matches('/'))
             .join(cgroup_name(&c.id));
-        assert!(cgs.contains(&pids_dir), "no pids cgroup {} for the container: {cgs:?}", pids_dir.display());
+        assert!(
+            cgs.contains(&pids_dir),
+            "no pids cgroup {} for the container: {cgs:?}",
+            pids_dir.display()
+        );
         let procs = std::fs::read_to_string(pids_dir.join("cgroup.procs")).unwrap();
-        assert_eq!(procs.trim(), pid.to_string(), "the init is not (alone) in its cgroup");
+        assert_eq!(
+            procs.trim(),
+            pid.to_string(),
+            "the init is not (alone) in its cgroup"
+        );
     }
 
     let out = c.mica(&["kill", &c.id, "TERM"]);
     assert!(out.ok(), "kill TERM: {out:?}");
     let st = c.wait_status("stopped");
     assert_eq!(st["pid"], 0, "a stopped container reports pid 0: {st}");
-    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} still alive after stopped");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "init {pid} still alive after stopped"
+    );
 
     let out = c.mica(&["delete", &c.id]);
     assert!(out.ok(), "delete: {out:?}");
@@ -544,15 +628,26 @@ fn delete_running_needs_force() {
 
     let out = c.mica(&["delete", &c.id]);
     assert_fails_with(&out, "running", "delete of a running container");
-    assert_eq!(c.status(), "running", "delete without --force changed the container");
+    assert_eq!(
+        c.status(),
+        "running",
+        "delete without --force changed the container"
+    );
     assert!(alive(pid), "delete without --force killed the process");
     assert!(c.state_dir().join("state.json").exists());
 
     let out = c.mica(&["delete", "--force", &c.id]);
     assert!(out.ok(), "delete --force: {out:?}");
     assert_eq!(out.stderr, "");
-    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} alive after delete --force");
-    assert_fails_with(&c.mica(&["state", &c.id]), "does not exist", "state after delete --force");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "init {pid} alive after delete --force"
+    );
+    assert_fails_with(
+        &c.mica(&["state", &c.id]),
+        "does not exist",
+        "state after delete --force",
+    );
     c.assert_gone();
 }
 
@@ -567,12 +662,19 @@ fn delete_created_container_needs_force() {
     // Runtime spec: deleting a container that is not stopped "MUST have
     // no effect on the container and MUST generate an error".
     let out = c.mica(&["delete", &c.id]);
-    assert_fails_with(&out, "created", "delete of a created container without --force");
+    assert_fails_with(
+        &out,
+        "created",
+        "delete of a created container without --force",
+    );
     assert_eq!(c.status(), "created");
     assert!(alive(pid), "delete without --force killed the created init");
     let out = c.mica(&["delete", "--force", &c.id]);
     assert!(out.ok(), "delete --force of a created container: {out:?}");
-    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} of a deleted created container alive");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "init {pid} of a deleted created container alive"
+    );
     c.assert_gone();
 }
 
@@ -610,7 +712,11 @@ fn unknown_id_does_not_exist() {
         let out = mica(&env, &args);
         assert_fails_with(&out, "does not exist", &format!("mica {}", args.join(" ")));
     }
-    assert!(root_entries(&env).is_empty(), "commands on an unknown id created {:?}", root_entries(&env));
+    assert!(
+        root_entries(&env).is_empty(),
+        "commands on an unknown id created {:?}",
+        root_entries(&env)
+    );
 }
 
 #[test]
@@ -631,7 +737,10 @@ fn create_existing_id_fails() {
     assert!(alive(pid));
     // Only one process of this container exists (the failed create cloned nothing).
     let procs = wait_no_marked_processes_except(&c.id, pid);
-    assert!(procs.is_empty(), "the failed create left processes: {procs:?}");
+    assert!(
+        procs.is_empty(),
+        "the failed create left processes: {procs:?}"
+    );
     c.start_ok();
     assert_eq!(c.status(), "running");
 }
@@ -640,7 +749,10 @@ fn create_existing_id_fails() {
 fn wait_no_marked_processes_except(id: &str, keep: i32) -> Vec<(i32, Vec<String>)> {
     let end = Instant::now() + Duration::from_secs(2);
     loop {
-        let p: Vec<_> = marked_processes(id).into_iter().filter(|(p, _)| *p != keep).collect();
+        let p: Vec<_> = marked_processes(id)
+            .into_iter()
+            .filter(|(p, _)| *p != keep)
+            .collect();
         if p.is_empty() || Instant::now() >= end {
             return p;
         }
@@ -664,9 +776,16 @@ fn run_and_kill(env: &Env, prefix: &str, probe_args: &[&str], signal: &str) -> i
     let out = c.mica(&["kill", &c.id, signal]);
     assert!(out.ok(), "kill {signal}: {out:?}");
     let out = run.finish(CMD_TIMEOUT);
-    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} alive after kill {signal}");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "init {pid} alive after kill {signal}"
+    );
     // A foreground run deletes the container when its process exits.
-    assert_fails_with(&c.mica(&["state", &c.id]), "does not exist", "state after run returned");
+    assert_fails_with(
+        &c.mica(&["state", &c.id]),
+        "does not exist",
+        "state after run returned",
+    );
     c.assert_gone();
     out.code
 }
@@ -674,18 +793,32 @@ fn run_and_kill(env: &Env, prefix: &str, probe_args: &[&str], signal: &str) -> i
 #[test]
 fn kill_term_by_name_stops_probe_with_143() {
     let env = Env::new();
-    assert_eq!(run_and_kill(&env, "term", &["--sleep", "inf", "--quiet"], "TERM"), 143);
+    assert_eq!(
+        run_and_kill(&env, "term", &["--sleep", "inf", "--quiet"], "TERM"),
+        143
+    );
 }
 
 #[test]
 fn kill_by_name_and_number() {
     let env = Env::new();
-    for (sig, code) in [("KILL", 137), ("SIGKILL", 137), ("9", 137), ("15", 143), ("SIGTERM", 143)] {
+    for (sig, code) in [
+        ("KILL", 137),
+        ("SIGKILL", 137),
+        ("9", 137),
+        ("15", 143),
+        ("SIGTERM", 143),
+    ] {
         let got = run_and_kill(&env, "sig", &["--sleep", "inf", "--quiet"], sig);
         assert_eq!(got, code, "kill {sig}: run returned {got}");
     }
     // SIGTERM ignored: only KILL stops it.
-    let got = run_and_kill(&env, "ignterm", &["--sleep", "inf", "--quiet", "--ignore-term"], "KILL");
+    let got = run_and_kill(
+        &env,
+        "ignterm",
+        &["--sleep", "inf", "--quiet", "--ignore-term"],
+        "KILL",
+    );
     assert_eq!(got, 137);
 }
 
@@ -700,6 +833,52 @@ fn kill_default_signal_is_term() {
     assert!(out.ok(), "kill without a signal: {out:?}");
     assert_eq!(run.finish(CMD_TIMEOUT).code, 143);
     assert!(wait_dead(pid, STATE_TIMEOUT));
+}
+
+/// A signal sent to the foreground `mica run` itself reaches the container
+/// (runc forwards them), and run returns the process's status.
+#[test]
+fn run_forwards_signals() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "fwd");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    let mut run = c.spawn(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    let pid = c.wait_run_started();
+    // Our own child, by its pid.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    let status = wait_timeout(&mut run.child, CMD_TIMEOUT).expect("mica run hung after SIGTERM");
+    assert_eq!(status.code(), Some(143), "mica run got SIGTERM: {status:?}");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "init {pid} survived the forwarded SIGTERM"
+    );
+    c.assert_gone();
+}
+
+/// A created container (init still waiting for start) can be signalled;
+/// it is stopped afterwards and never runs the process.
+#[test]
+fn kill_created_container() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "killcreated");
+    let marker = env.tmp.path().join("ran");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    let out = c.mica(&["kill", &c.id, "KILL"]);
+    assert!(out.ok(), "kill of a created container: {out:?}");
+    let st = c.wait_status("stopped");
+    assert_eq!(st["pid"], 0, "{st}");
+    assert!(wait_dead(pid, STATE_TIMEOUT));
+    assert_fails_with(
+        &c.mica(&["start", &c.id]),
+        "stopped",
+        "start of a killed created container",
+    );
+    assert!(!marker.exists());
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete of the stopped container: {out:?}");
+    c.assert_gone();
 }
 
 #[test]
@@ -721,10 +900,25 @@ fn kill_invalid_signal_is_an_error() {
 fn kill_all_kills_exec_processes_too() {
     let env = Env::new();
     let c = Ctr::new(&env, "killall");
-    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--ignore-term"], |_| {});
+    let b = c.bundle(
+        "busybox",
+        &[PROBE, "--sleep", "inf", "--ignore-term"],
+        |_| {},
+    );
     let pid = c.start_bundle(&b);
     let pf = env.tmp.path().join("extra.pid");
-    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    let out = c.mica(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &c.id,
+        "--",
+        PROBE,
+        "--sleep",
+        "inf",
+        "--quiet",
+    ]);
     assert!(out.ok(), "exec -d: {out:?}");
     let (_, extra) = read_pid_file(&pf);
     assert!(alive(extra), "exec'd process {extra} not alive");
@@ -732,8 +926,14 @@ fn kill_all_kills_exec_processes_too() {
 
     let out = c.mica(&["kill", "--all", &c.id, "KILL"]);
     assert!(out.ok(), "kill --all: {out:?}");
-    assert!(wait_dead(extra, STATE_TIMEOUT), "kill --all left the exec'd process {extra} alive");
-    assert!(wait_dead(pid, STATE_TIMEOUT), "kill --all left the init {pid} alive");
+    assert!(
+        wait_dead(extra, STATE_TIMEOUT),
+        "kill --all left the exec'd process {extra} alive"
+    );
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "kill --all left the init {pid} alive"
+    );
     c.wait_status("stopped");
 }
 
@@ -765,7 +965,15 @@ fn run_detached_keeps_running() {
     let c = Ctr::new(&env, "rund");
     let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
     let pid_file = env.tmp.path().join("rund.pid");
-    let out = c.mica(&["run", "-d", "--pid-file", pid_file.to_str().unwrap(), "--bundle", b.to_str().unwrap(), &c.id]);
+    let out = c.mica(&[
+        "run",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--bundle",
+        b.to_str().unwrap(),
+        &c.id,
+    ]);
     assert_eq!(out.code, 0, "run -d: {out:?}");
     assert_eq!(out.stderr, "");
     let st = c.state();
@@ -806,9 +1014,16 @@ fn exec_joins_the_container() {
     assert_eq!(j["errors"], json!([]), "{j}");
     assert_eq!(j["hostname"], HOSTNAME, "{j}");
     for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
-        assert_eq!(j["namespaces"][ns], json!(ns_link(pid, ns)), "exec'd process is not in the init's {ns} namespace: {j}");
+        assert_eq!(
+            j["namespaces"][ns],
+            json!(ns_link(pid, ns)),
+            "exec'd process is not in the init's {ns} namespace: {j}"
+        );
     }
-    assert_ne!(j["pid"], 1, "exec'd process must not be the container's pid 1");
+    assert_ne!(
+        j["pid"], 1,
+        "exec'd process must not be the container's pid 1"
+    );
     assert_eq!(j["args"], json!([PROBE]));
     // The init is unaffected.
     assert_eq!(c.status(), "running");
@@ -824,14 +1039,43 @@ fn exec_joins_the_container() {
 fn exec_env_cwd_user() {
     let env = Env::new();
     let (c, _) = exec_container(&env, "execopts");
-    let out = c.mica(&["exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000", &c.id, "--", PROBE]);
+    let out = c.mica(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &c.id,
+        "--",
+        PROBE,
+    ]);
     assert_eq!(out.code, 0, "exec: {out:?}");
     let j = parse_probe(&out.stdout);
-    assert!(j["env"].as_array().unwrap().contains(&json!("FOO=bar")), "{j}");
+    assert!(
+        j["env"].as_array().unwrap().contains(&json!("FOO=bar")),
+        "{j}"
+    );
     // The config's env is kept (with the mark).
-    assert!(j["env"].as_array().unwrap().contains(&json!(format!("{MARK}={}", c.id))), "{j}");
+    assert!(
+        j["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("{MARK}={}", c.id))),
+        "{j}"
+    );
     assert_eq!(j["cwd"], "/tmp", "{j}");
-    assert_eq!((j["uid"].clone(), j["euid"].clone(), j["gid"].clone(), j["egid"].clone()), (json!(1000), json!(1000), json!(1000), json!(1000)), "{j}");
+    assert_eq!(
+        (
+            j["uid"].clone(),
+            j["euid"].clone(),
+            j["gid"].clone(),
+            j["egid"].clone()
+        ),
+        (json!(1000), json!(1000), json!(1000), json!(1000)),
+        "{j}"
+    );
 }
 
 #[test]
@@ -854,7 +1098,13 @@ fn exec_process_json() {
     assert_eq!(j["cwd"], "/home/user", "{j}");
     assert_eq!(j["uid"], 65534, "{j}");
     assert_eq!(j["gid"], 65534, "{j}");
-    assert!(j["env"].as_array().unwrap().contains(&json!("FROM_PROCESS_JSON=1")), "{j}");
+    assert!(
+        j["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("FROM_PROCESS_JSON=1")),
+        "{j}"
+    );
     assert_eq!(j["namespaces"]["pid"], json!(ns_link(pid, "pid")));
     assert_eq!(j["hostname"], HOSTNAME);
 
@@ -870,7 +1120,18 @@ fn exec_detached_writes_pid_file() {
     let env = Env::new();
     let (c, pid) = exec_container(&env, "execd");
     let pf = env.tmp.path().join("exec.pid");
-    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    let out = c.mica(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &c.id,
+        "--",
+        PROBE,
+        "--sleep",
+        "inf",
+        "--quiet",
+    ]);
     assert_eq!(out.code, 0, "exec -d: {out:?}");
     assert_eq!(out.stderr, "");
     let (raw, epid) = read_pid_file(&pf);
@@ -883,7 +1144,10 @@ fn exec_detached_writes_pid_file() {
     // delete --force takes it down with the container (pid namespace).
     let out = c.mica(&["delete", "--force", &c.id]);
     assert!(out.ok(), "{out:?}");
-    assert!(wait_dead(epid, STATE_TIMEOUT), "exec'd process {epid} survived delete --force");
+    assert!(
+        wait_dead(epid, STATE_TIMEOUT),
+        "exec'd process {epid} survived delete --force"
+    );
     c.assert_gone();
 }
 
@@ -902,12 +1166,25 @@ fn exec_is_reliable() {
     }
     for i in 0..20 {
         let pf = env.tmp.path().join(format!("rep-{i}.pid"));
-        let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--quiet"]);
+        let out = c.mica(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            &c.id,
+            "--",
+            PROBE,
+            "--quiet",
+        ]);
         if !out.ok() || !out.stderr.is_empty() || !pf.exists() {
             failures.push(format!("exec -d #{i}: {out:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of 40 execs failed: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of 40 execs failed: {failures:#?}",
+        failures.len()
+    );
     assert_eq!(c.status(), "running");
     assert!(alive(pid));
 }
@@ -934,16 +1211,32 @@ fn exec_into_stopped_container_fails() {
 fn ps_json(c: &Ctr) -> Vec<i32> {
     let out = c.mica(&["ps", "--format", "json", &c.id]);
     assert!(out.ok(), "ps: {out:?}");
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("ps output is not a JSON list of pids ({e}): {out:?}"))
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("ps output is not a JSON list of pids ({e}): {out:?}"))
 }
 
 #[test]
 fn ps_lists_container_processes() {
     let env = Env::new();
     let (c, pid) = exec_container(&env, "ps");
-    assert_eq!(ps_json(&c), vec![pid], "ps of a container with only its init");
+    assert_eq!(
+        ps_json(&c),
+        vec![pid],
+        "ps of a container with only its init"
+    );
     let pf = env.tmp.path().join("ps-extra.pid");
-    let out = c.mica(&["exec", "-d", "--pid-file", pf.to_str().unwrap(), &c.id, "--", PROBE, "--sleep", "inf", "--quiet"]);
+    let out = c.mica(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &c.id,
+        "--",
+        PROBE,
+        "--sleep",
+        "inf",
+        "--quiet",
+    ]);
     assert!(out.ok(), "{out:?}");
     let (_, extra) = read_pid_file(&pf);
     let mut got = ps_json(&c);
@@ -953,8 +1246,16 @@ fn ps_lists_container_processes() {
     assert_eq!(got, want, "ps after exec -d");
     let out = c.mica(&["ps", &c.id]);
     assert!(out.ok(), "{out:?}");
-    assert!(out.stdout.lines().next().unwrap_or("").contains("PID"), "{out:?}");
-    assert!(out.stdout.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())), "{out:?}");
+    assert!(
+        out.stdout.lines().next().unwrap_or("").contains("PID"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -970,15 +1271,24 @@ fn list_shows_containers() {
 
     let out = mica(&env, &["list", "--format", "json"]);
     assert!(out.ok(), "list: {out:?}");
-    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list json ({e}): {out:?}"));
+    let v: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("list json ({e}): {out:?}"));
     let items = v.as_array().expect("list is an array");
     assert_eq!(items.len(), 2, "{v}");
-    let find = |id: &str| items.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {v}"));
+    let find = |id: &str| {
+        items
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {v}"))
+    };
     assert_eq!(find(&a.id)["status"], "created");
     assert_eq!(find(&a.id)["pid"], json!(apid));
     assert_eq!(find(&b.id)["status"], "running");
     assert_eq!(find(&b.id)["pid"], json!(bpid));
-    assert_eq!(find(&b.id)["bundle"], json!(std::fs::canonicalize(&bb).unwrap()));
+    assert_eq!(
+        find(&b.id)["bundle"],
+        json!(std::fs::canonicalize(&bb).unwrap())
+    );
 
     let out = mica(&env, &["list", "-q"]);
     assert!(out.ok(), "{out:?}");
@@ -988,8 +1298,14 @@ fn list_shows_containers() {
 
     let out = mica(&env, &["list"]);
     assert!(out.ok(), "{out:?}");
-    assert!(out.stdout.lines().next().unwrap_or("").starts_with("ID"), "{out:?}");
-    assert!(out.stdout.contains(&a.id) && out.stdout.contains(&b.id), "{out:?}");
+    assert!(
+        out.stdout.lines().next().unwrap_or("").starts_with("ID"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&a.id) && out.stdout.contains(&b.id),
+        "{out:?}"
+    );
 
     // Empty root (never created): an empty list, not an error.
     let empty = Env::new();
@@ -1015,12 +1331,20 @@ fn pause_and_resume() {
     assert_eq!(st["status"], "paused", "{st}");
     assert_eq!(st["pid"], json!(pid));
     // Pausing twice is a wrong transition.
-    assert_fails_with(&c.mica(&["pause", &c.id]), "paused", "pause of a paused container");
+    assert_fails_with(
+        &c.mica(&["pause", &c.id]),
+        "paused",
+        "pause of a paused container",
+    );
 
     let out = c.mica(&["resume", &c.id]);
     assert!(out.ok(), "resume: {out:?}");
     assert_eq!(c.status(), "running");
-    assert_fails_with(&c.mica(&["resume", &c.id]), "running", "resume of a running container");
+    assert_fails_with(
+        &c.mica(&["resume", &c.id]),
+        "running",
+        "resume of a running container",
+    );
 
     // Really thawed: it reacts to SIGTERM.
     let out = c.mica(&["kill", &c.id, "TERM"]);
@@ -1040,7 +1364,10 @@ fn delete_force_of_paused_container() {
     assert_eq!(c.status(), "paused");
     let out = c.mica(&["delete", "--force", &c.id]);
     assert!(out.ok(), "delete --force of a paused container: {out:?}");
-    assert!(wait_dead(pid, STATE_TIMEOUT), "paused init {pid} survived delete --force");
+    assert!(
+        wait_dead(pid, STATE_TIMEOUT),
+        "paused init {pid} survived delete --force"
+    );
     c.assert_gone();
 }
 
@@ -1050,7 +1377,11 @@ fn pause_created_container_fails() {
     let c = Ctr::new(&env, "pausecreated");
     let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
     c.create_ok(&b);
-    assert_fails_with(&c.mica(&["pause", &c.id]), "created", "pause of a created container");
+    assert_fails_with(
+        &c.mica(&["pause", &c.id]),
+        "created",
+        "pause of a created container",
+    );
     assert_eq!(c.status(), "created");
 }
 
@@ -1063,8 +1394,10 @@ fn cat_hook(file: &Path) -> Value {
 }
 
 fn read_hook_state(file: &Path) -> Value {
-    let s = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("hook output {}: {e}", file.display()));
-    serde_json::from_str(&s).unwrap_or_else(|e| panic!("hook got no JSON state on stdin ({e}): {s:?}"))
+    let s = std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("hook output {}: {e}", file.display()));
+    serde_json::from_str(&s)
+        .unwrap_or_else(|e| panic!("hook got no JSON state on stdin ({e}): {s:?}"))
 }
 
 #[test]
@@ -1074,7 +1407,12 @@ fn hooks_get_the_state() {
     let dir = env.tmp.path().join("hooks");
     std::fs::create_dir_all(&dir).unwrap();
     let f = |n: &str| dir.join(n);
-    let (prestart, create_runtime, poststart, poststop) = (f("prestart"), f("createRuntime"), f("poststart"), f("poststop"));
+    let (prestart, create_runtime, poststart, poststop) = (
+        f("prestart"),
+        f("createRuntime"),
+        f("poststart"),
+        f("poststop"),
+    );
     let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
         cfg["hooks"] = json!({
             "prestart": [cat_hook(&prestart)],
@@ -1095,11 +1433,25 @@ fn hooks_get_the_state() {
         // conformance suite checks, see create.rs). Either way: not yet
         // running, and the same for both hooks.
         let status = s["status"].as_str().unwrap_or("");
-        assert!(status == "creating" || status == "created", "{}: {s}", file.display());
-        assert_eq!(s["pid"], json!(pid), "{}: pid must be the init's: {s}", file.display());
+        assert!(
+            status == "creating" || status == "created",
+            "{}: {s}",
+            file.display()
+        );
+        assert_eq!(
+            s["pid"],
+            json!(pid),
+            "{}: pid must be the init's: {s}",
+            file.display()
+        );
         assert_eq!(s["bundle"], bundle, "{}: {s}", file.display());
         assert_eq!(s["ociVersion"], "1.2.0", "{}: {s}", file.display());
-        assert_eq!(s["annotations"]["org.mica.test"], "hooks", "{}: {s}", file.display());
+        assert_eq!(
+            s["annotations"]["org.mica.test"],
+            "hooks",
+            "{}: {s}",
+            file.display()
+        );
     }
     assert_eq!(
         read_hook_state(&prestart),
@@ -1176,23 +1528,42 @@ fn check_bad_config(name: &str, needle: &str, edit: impl Fn(&mut Value, &Env), r
         assert_fails_with(&out, needle, &what);
         assert_eq!(out.stdout, "", "{what}: stdout");
         c.assert_gone();
-        assert!(root_entries(&env).is_empty(), "{what}: state root has {:?}", root_entries(&env));
+        assert!(
+            root_entries(&env).is_empty(),
+            "{what}: state root has {:?}",
+            root_entries(&env)
+        );
     }
 }
 
 #[test]
 fn bad_config_malformed_json() {
-    check_bad_config("malformed", "config.json", |_, _| {}, Some("{\"ociVersion\": \"1.2.0\", \"process\": "));
+    check_bad_config(
+        "malformed",
+        "config.json",
+        |_, _| {},
+        Some("{\"ociVersion\": \"1.2.0\", \"process\": "),
+    );
 }
 
 #[test]
 fn bad_config_wrong_type() {
-    check_bad_config("wrongtype", "config.json", |cfg, _| cfg["process"]["args"] = json!("notalist"), None);
+    check_bad_config(
+        "wrongtype",
+        "config.json",
+        |cfg, _| cfg["process"]["args"] = json!("notalist"),
+        None,
+    );
 }
 
 #[test]
 fn bad_config_oci_version() {
-    check_bad_config("version", "2.0.0", |cfg, _| cfg["ociVersion"] = json!("2.0.0"), None);
+    check_bad_config(
+        "version",
+        "2.0.0",
+        |cfg, _| cfg["ociVersion"] = json!("2.0.0"),
+        None,
+    );
 }
 
 #[test]
@@ -1233,7 +1604,12 @@ fn bad_config_missing_command() {
         |cfg, _| cfg["process"]["args"] = json!(["no-such-command"]),
         None,
     );
-    check_bad_config("noargs", "args", |cfg, _| cfg["process"]["args"] = json!([]), None);
+    check_bad_config(
+        "noargs",
+        "args",
+        |cfg, _| cfg["process"]["args"] = json!([]),
+        None,
+    );
 }
 
 #[test]
@@ -1243,7 +1619,10 @@ fn bad_config_hostname_without_uts() {
         "uts",
         |cfg, _| {
             cfg["hostname"] = json!("nouts");
-            cfg["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+            cfg["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "uts");
         },
         None,
     );
@@ -1272,7 +1651,15 @@ fn bad_config_missing_bundle() {
     let out = c.mica(&["create", "--bundle", missing.to_str().unwrap(), &c.id]);
     assert_fails_with(&out, "no-such-bundle", "create with a missing bundle");
     c.assert_gone();
-    let out = mica(&env, &["create", "--bundle", env.tmp.path().to_str().unwrap(), "bad/id"]);
+    let out = mica(
+        &env,
+        &[
+            "create",
+            "--bundle",
+            env.tmp.path().to_str().unwrap(),
+            "bad/id",
+        ],
+    );
     assert_fails_with(&out, "bad/id", "create with an invalid id");
     assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
 }
@@ -1349,7 +1736,10 @@ fn crash_loop(cmd: &str) {
     }
     println!("mica {cmd}: 30 kills: {finished} after it finished, {had_dir} left a state dir, {had_procs} left processes (seed {seed})");
     // Not vacuous: some kills must have left something for delete --force.
-    assert!(had_dir > 0, "no kill ever left a state dir: the delays miss mica's work");
+    assert!(
+        had_dir > 0,
+        "no kill ever left a state dir: the delays miss mica's work"
+    );
     assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
 }
 
@@ -1373,7 +1763,10 @@ fn parallel_runs() {
     const THREADS: usize = 16;
     let env = Env::new();
     let b = env.bundle("probe-only", &[PROBE, "--quiet", "--exit", "0"], |cfg| {
-        cfg["process"]["env"].as_array_mut().unwrap().push(json!(format!("{MARK}=parallel-{}", std::process::id())));
+        cfg["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(format!("{MARK}=parallel-{}", std::process::id())));
         cfg.as_object_mut().unwrap().remove("hostname");
         cfg["linux"].as_object_mut().unwrap().remove("cgroupsPath");
     });
@@ -1396,8 +1789,12 @@ fn parallel_runs() {
                     return;
                 }
                 let id = unique("lc-par");
-                let r = spawn_mica(env, &["run", "--bundle", b.to_str().unwrap(), &id], Some(&id))
-                    .try_finish(Duration::from_secs(60));
+                let r = spawn_mica(
+                    env,
+                    &["run", "--bundle", b.to_str().unwrap(), &id],
+                    Some(&id),
+                )
+                .try_finish(Duration::from_secs(60));
                 let _ = tx.send((id, r));
             });
         }
@@ -1416,9 +1813,19 @@ fn parallel_runs() {
         }
     });
     let elapsed = started.elapsed();
-    // Clean up whatever a failed run left, then judge.
+    // Look for leaks first, then clean up whatever a failed run left, then judge.
+    let leaked_root = root_entries(&env);
+    let leaked_procs: Vec<_> = results
+        .iter()
+        .flat_map(|(id, _)| wait_no_marked_processes(id, Duration::from_secs(2)))
+        .collect();
+    let leaked_cgroups: Vec<_> = results
+        .iter()
+        .flat_map(|(id, _)| leftover_cgroups(&format!("mica-{id}")))
+        .collect();
     for (id, _) in &results {
-        let _ = spawn_mica(&env, &["delete", "--force", id], None).try_finish(Duration::from_secs(15));
+        let _ =
+            spawn_mica(&env, &["delete", "--force", id], None).try_finish(Duration::from_secs(15));
         for (pid, _) in marked_processes(id) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -1426,17 +1833,43 @@ fn parallel_runs() {
             let _ = std::fs::remove_dir(&dir);
         }
     }
-    assert!(!hung, "parallel runs hung: only {} of {TOTAL} finished in {elapsed:?}", results.len());
-    let failed: Vec<_> = results.iter().filter(|(_, r)| !matches!(r, Ok(o) if o.code == 0)).collect();
-    assert!(failed.is_empty(), "{} of {TOTAL} runs failed, e.g. {:?}", failed.len(), failed.iter().take(3).collect::<Vec<_>>());
-    let quiet: Vec<_> = results.iter().filter(|(_, r)| matches!(r, Ok(o) if !o.stderr.is_empty())).collect();
-    assert!(quiet.is_empty(), "runs printed on stderr: {:?}", quiet.iter().take(3).collect::<Vec<_>>());
+    assert!(
+        !hung,
+        "parallel runs hung: only {} of {TOTAL} finished in {elapsed:?}",
+        results.len()
+    );
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| !matches!(r, Ok(o) if o.code == 0))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {TOTAL} runs failed, e.g. {:?}",
+        failed.len(),
+        failed.iter().take(3).collect::<Vec<_>>()
+    );
+    let quiet: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(o) if !o.stderr.is_empty()))
+        .collect();
+    assert!(
+        quiet.is_empty(),
+        "runs printed on stderr: {:?}",
+        quiet.iter().take(3).collect::<Vec<_>>()
+    );
     assert_eq!(results.len(), TOTAL);
-    assert!(root_entries(&env).is_empty(), "state root not empty after parallel runs: {:?}", root_entries(&env));
-    for (id, _) in &results {
-        let left = leftover_cgroups(&format!("mica-{id}"));
-        assert!(left.is_empty(), "cgroups left by {id}: {left:?}");
-    }
+    assert!(
+        leaked_root.is_empty(),
+        "state root not empty after parallel runs: {leaked_root:?}"
+    );
+    assert!(
+        leaked_procs.is_empty(),
+        "processes left by parallel runs: {leaked_procs:?}"
+    );
+    assert!(
+        leaked_cgroups.is_empty(),
+        "cgroups left by parallel runs: {leaked_cgroups:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1477,7 +1910,11 @@ fn spec_writes_readonly_config_and_refuses_overwrite() {
 
     let out = run_spec(&["spec", "--bundle", dir.to_str().unwrap()], env.tmp.path());
     assert_fails_with(&out, "exists", "spec over an existing config.json");
-    assert_eq!(std::fs::read_to_string(dir.join("config.json")).unwrap(), text, "spec changed the existing config");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        text,
+        "spec changed the existing config"
+    );
 
     // Default bundle: the current directory.
     let cwd = env.tmp.path().join("speccwd");
@@ -1492,7 +1929,8 @@ fn spec_writes_readonly_config_and_refuses_overwrite() {
     let b = env.tmp.path().join("specrun");
     std::fs::create_dir_all(&b).unwrap();
     assert!(run_spec(&["spec", "--bundle", b.to_str().unwrap()], env.tmp.path()).ok());
-    let mut cfg: Value = serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
     std::os::unix::fs::symlink(fixtures().join("busybox"), b.join("rootfs")).unwrap();
     cfg["process"]["terminal"] = json!(false);
     cfg["process"]["args"] = json!([PROBE, "--exit", "0"]);
@@ -1511,7 +1949,8 @@ fn features_prints_json() {
     let out = mica(&env, &["features"]);
     assert!(out.ok(), "{out:?}");
     assert_eq!(out.stderr, "");
-    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("features is not JSON ({e}): {out:?}"));
+    let v: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("features is not JSON ({e}): {out:?}"));
     assert_eq!(v["ociVersionMin"], "1.0.0");
     assert_eq!(v["ociVersionMax"], "1.3.0");
     let hooks = v["hooks"].as_array().unwrap();
@@ -1522,7 +1961,13 @@ fn features_prints_json() {
     for n in ["mount", "pid", "network", "uts", "ipc", "user", "cgroup"] {
         assert!(ns.contains(&json!(n)), "{n} missing: {v}");
     }
-    assert!(v["linux"]["capabilities"].as_array().unwrap().contains(&json!("CAP_SYS_ADMIN")), "{v}");
+    assert!(
+        v["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_SYS_ADMIN")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -1531,6 +1976,10 @@ fn version_prints_a_version() {
     let out = mica(&env, &["--version"]);
     assert!(out.ok(), "{out:?}");
     let first = out.stdout.lines().next().unwrap_or("");
-    assert_eq!(first, format!("mica {}", env!("CARGO_PKG_VERSION")), "{out:?}");
+    assert_eq!(
+        first,
+        format!("mica {}", env!("CARGO_PKG_VERSION")),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("spec: 1.2.0"), "{out:?}");
 }

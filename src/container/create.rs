@@ -69,11 +69,23 @@ fn undo(dir: &Dir, state: Option<&State>, spawned: Option<&launch::Spawned>) {
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
-    state::validate_id(id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
     let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+    create_with(root, id, opts, bundle, spec, console)
+}
+
+/// `create` with the config already loaded and the console socket (if any) connected.
+fn create_with(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    bundle: PathBuf,
+    spec: Spec,
+    console: Option<OwnedFd>,
+) -> Result<Created> {
+    state::validate_id(id)?;
     // The whole plan is checked before anything exists.
     let mut plan = plan::build(
         &spec,
@@ -251,17 +263,9 @@ pub const FORWARDED: [nix::sys::signal::Signal; 7] = {
 /// Wait for `pid` (our child, or adopted as subreaper), forwarding signals;
 /// returns its exit status as a shell would (128+N for a signal).
 pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     loop {
-        // Reap everything that exited; stop when the one we wait for did.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
-                Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return 128 + sig as i32,
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue,
-                Err(_) => return 255,
-            }
+        if let Some(code) = reap(pid) {
+            return code;
         }
         match mask.wait() {
             Ok(nix::sys::signal::Signal::SIGCHLD) => {}
@@ -269,6 +273,21 @@ pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
                 libc::kill(pid, sig as i32);
             },
             Err(_) => {}
+        }
+    }
+}
+
+/// Reap every exited child; `Some(status)` once `pid` is among them
+/// (128+N for signal N; 255 when there is nothing left to wait for).
+pub fn reap(pid: i32) -> Option<i32> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Some(code),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(_) => continue,
+            Err(_) => return Some(255),
         }
     }
 }
@@ -290,8 +309,29 @@ pub fn block_signals() -> nix::sys::signal::SigSet {
 /// container and return the process's exit status.
 pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
     let mask = block_signals();
-    let Created { dir, mut state, spawned, spec } = create(root, id, opts)?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
+    let spec = load_spec(&bundle)?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    // A terminal and nobody to hand it to: mica is the other end, as runc is.
+    let (console, own_tty) = match &opts.console_socket {
+        Some(p) => (Some(connect_console(p)?), None),
+        None if terminal && !detach => {
+            let (ours, theirs) = super::tty::socketpair().map_err(|e| Error::io("socketpair", e))?;
+            (Some(theirs), Some(ours))
+        }
+        None => (None, None),
+    };
+    let Created { dir, mut state, spawned, spec } = create_with(root, id, opts, bundle, spec, console)?;
     let pid = spawned.pid();
+    let master = match own_tty.as_ref().map(super::tty::recv_master).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            spawned.kill();
+            let _ = super::ops::destroy(&dir, &state);
+            return Err(Error::io("receive the terminal", e));
+        }
+    };
     if let Err(e) = started(&dir, &mut state, spec.hooks().as_ref()) {
         spawned.kill();
         let _ = super::ops::destroy(&dir, &state);
@@ -303,7 +343,10 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     if detach {
         return Ok(0);
     }
-    let code = wait_forwarding(pid, &mask);
+    let code = match master {
+        Some(m) => super::tty::proxy_wait(m, pid, &mask),
+        None => wait_forwarding(pid, &mask),
+    };
     super::ops::delete(root, id, true)?;
     Ok(code)
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exec;
 pub mod ops;
 pub mod state;
+mod tty;
 
 pub use create::{create, load_spec, run, start, CreateOptions};
 pub use error::{Error, Result};
