@@ -856,12 +856,11 @@ fn run_forwards_signals() {
 }
 
 /// A created container (init still waiting for start) can be signalled;
-/// it is stopped afterwards and never runs the process.
+/// it is stopped afterwards and can no longer be started.
 #[test]
 fn kill_created_container() {
     let env = Env::new();
     let c = Ctr::new(&env, "killcreated");
-    let marker = env.tmp.path().join("ran");
     let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
     c.create_ok(&b);
     let pid = c.pid();
@@ -875,7 +874,6 @@ fn kill_created_container() {
         "stopped",
         "start of a killed created container",
     );
-    assert!(!marker.exists());
     let out = c.mica(&["delete", &c.id]);
     assert!(out.ok(), "delete of the stopped container: {out:?}");
     c.assert_gone();
@@ -1644,23 +1642,26 @@ fn bad_config_relative_mount_destination() {
 }
 
 #[test]
-fn bad_config_missing_bundle() {
+fn bad_bundle_and_bad_id() {
     let env = Env::new();
     let c = Ctr::new(&env, "nobundle");
     let missing = env.tmp.path().join("no-such-bundle");
     let out = c.mica(&["create", "--bundle", missing.to_str().unwrap(), &c.id]);
     assert_fails_with(&out, "no-such-bundle", "create with a missing bundle");
     c.assert_gone();
-    let out = mica(
-        &env,
-        &[
-            "create",
-            "--bundle",
-            env.tmp.path().to_str().unwrap(),
-            "bad/id",
-        ],
-    );
-    assert_fails_with(&out, "bad/id", "create with an invalid id");
+    // A valid bundle, so the id is the only thing wrong.
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |_| {});
+    for bad in ["bad/id", "..", "a b"] {
+        for cmd in ["create", "run"] {
+            let out = mica(&env, &[cmd, "--bundle", b.to_str().unwrap(), bad]);
+            assert_fails_with(
+                &out,
+                "invalid container id",
+                &format!("{cmd} with id {bad:?}"),
+            );
+            assert_eq!(out.stdout, "", "{cmd} with id {bad:?} ran the process");
+        }
+    }
     assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
 }
 

@@ -1,6 +1,9 @@
 //! OCI configs mica generates: `mica spec` (runc's default, but with a
 //! read-only root).
 
+pub mod default_seccomp;
+pub mod launch;
+
 use serde_json::{json, Value};
 
 /// The default config: runc's, with `root.readonly: true`.

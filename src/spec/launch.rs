@@ -1,0 +1,515 @@
+//! The OCI config for `mica launch`: the image's process settings
+//! (Entrypoint, Cmd, Env, WorkingDir, User) plus docker-style options.
+//! The root is always read-only; only tmpfs mounts and volumes are writable.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {option} {value:?}: {reason}")]
+    Option {
+        option: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no command: the image has no Entrypoint or Cmd, and none was given")]
+    NoCommand,
+}
+
+fn bad(option: &'static str, value: &str, reason: impl Into<String>) -> Error {
+    Error::Option {
+        option,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// What the image says about its process (from the image config's `config`).
+#[derive(Debug, Default, Clone)]
+pub struct ImageProcess {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+}
+
+impl ImageProcess {
+    /// From the image config JSON (`{"config": {"Entrypoint": ...}}`).
+    pub fn from_config(v: &Value) -> ImageProcess {
+        let c = &v["config"];
+        let list = |k: &str| -> Vec<String> {
+            c[k].as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .unwrap_or_default()
+        };
+        let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(String::from);
+        ImageProcess {
+            entrypoint: list("Entrypoint"),
+            cmd: list("Cmd"),
+            env: list("Env"),
+            working_dir: text("WorkingDir"),
+            user: text("User"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    #[default]
+    None,
+    Host,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LaunchOptions {
+    pub command: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub volumes: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub network: Network,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opts: Vec<String>,
+    pub tty: bool,
+}
+
+/// docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// "512m", "1g", "1048576" -> bytes.
+pub fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1i64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().ok()?;
+    (v >= 0.0).then(|| (v * mult as f64) as i64)
+}
+
+fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// Resolve "name", "uid", "uid:gid", "name:group" against the image's
+/// /etc/passwd and /etc/group (`etc` is the first lower dir that has them).
+pub fn resolve_user(user: &str, etc: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32, Vec<u32>), Error> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = etc("passwd").unwrap_or_default();
+    let group = etc("group").unwrap_or_default();
+    let (uid, mut gid, name) = if let Ok(uid) = u.parse::<u32>() {
+        let entry = passwd.lines().find(|l| l.split(':').nth(2) == Some(u));
+        let gid = entry.and_then(|l| l.split(':').nth(3)).and_then(|g| g.parse().ok()).unwrap_or(0);
+        (uid, gid, entry.and_then(|l| l.split(':').next()).map(String::from))
+    } else {
+        let entry = passwd
+            .lines()
+            .find(|l| l.split(':').next() == Some(u))
+            .ok_or_else(|| bad("--user", user, "no such user in the image's /etc/passwd"))?;
+        let f: Vec<&str> = entry.split(':').collect();
+        let uid = f.get(2).and_then(|v| v.parse().ok()).ok_or_else(|| bad("--user", user, "bad passwd entry"))?;
+        let gid = f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (uid, gid, Some(u.to_string()))
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .find(|l| l.split(':').next() == Some(g))
+                .and_then(|l| l.split(':').nth(2))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad("--user", user, "no such group in the image's /etc/group"))?,
+        };
+    }
+    // Supplementary groups: the groups listing the user by name.
+    let mut extra = Vec::new();
+    if let Some(name) = name {
+        for l in group.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                if let Ok(id) = f[2].parse::<u32>() {
+                    if id != gid {
+                        extra.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok((uid, gid, extra))
+}
+
+fn read_env_file(p: &Path) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(p).map_err(|e| Error::Io {
+        what: format!("read --env-file {}", p.display()),
+        source: e,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            if l.contains('=') {
+                l.to_string()
+            } else {
+                // "NAME" alone takes the value from mica's environment, as docker does.
+                format!("{l}={}", std::env::var(l).unwrap_or_default())
+            }
+        })
+        .collect())
+}
+
+fn set_env(env: &mut Vec<String>, kv: &str) {
+    let key = kv.split('=').next().unwrap_or("");
+    env.retain(|e| e.split('=').next() != Some(key));
+    env.push(kv.to_string());
+}
+
+/// Build the config. `rootfs` is where the launch mounts the image's root;
+/// `seccomp` is the default profile (used unless told otherwise).
+pub fn config(
+    img: &ImageProcess,
+    o: &LaunchOptions,
+    rootfs: &Path,
+    etc: &dyn Fn(&str) -> Option<String>,
+    default_seccomp: Value,
+) -> Result<Value, Error> {
+    // The command: docker's rules for Entrypoint and Cmd.
+    let entrypoint: Vec<String> = match &o.entrypoint {
+        Some(e) if e.is_empty() => vec![],
+        Some(e) => vec![e.clone()],
+        None => img.entrypoint.clone(),
+    };
+    let cmd = if !o.command.is_empty() {
+        o.command.clone()
+    } else if o.entrypoint.is_some() {
+        vec![]
+    } else {
+        img.cmd.clone()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(Error::NoCommand);
+    }
+
+    let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    for e in &img.env {
+        set_env(&mut env, e);
+    }
+    for f in &o.env_files {
+        for e in read_env_file(f)? {
+            set_env(&mut env, &e);
+        }
+    }
+    for e in &o.env {
+        if e.contains('=') {
+            set_env(&mut env, e);
+        } else if let Ok(v) = std::env::var(e) {
+            set_env(&mut env, &format!("{e}={v}"));
+        }
+    }
+    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let hostname = o.hostname.clone().unwrap_or_else(|| "mica".into());
+    set_env(&mut env, &format!("HOSTNAME={hostname}"));
+
+    let (uid, gid, gids) = match o.user.as_ref().or(img.user.as_ref()) {
+        Some(u) => resolve_user(u, etc)?,
+        None => (0, 0, vec![]),
+    };
+    let cwd = o
+        .workdir
+        .clone()
+        .or_else(|| img.working_dir.clone())
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(bad("--workdir", &cwd, "must be an absolute path"));
+    }
+
+    // Capabilities: docker's default set, then --cap-add / --cap-drop.
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    for c in &o.cap_drop {
+        if c.eq_ignore_ascii_case("all") {
+            caps.clear();
+        } else {
+            let c = cap_name(c);
+            caps.retain(|x| *x != c);
+        }
+    }
+    for c in &o.cap_add {
+        if c.eq_ignore_ascii_case("all") {
+            caps = caps::all().iter().map(|c| c.to_string()).collect();
+        } else {
+            let c = cap_name(c);
+            if c.parse::<caps::Capability>().is_err() {
+                return Err(bad("--cap-add", &c, "unknown capability"));
+            }
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+    }
+    caps.sort();
+    let mut no_new_privs = true;
+    let mut seccomp = Some(default_seccomp);
+    for s in &o.security_opts {
+        match s.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => seccomp = None,
+            Some(("seccomp", path)) => {
+                let text = std::fs::read(path).map_err(|e| Error::Io {
+                    what: format!("read seccomp profile {path}"),
+                    source: e,
+                })?;
+                let v: Value = serde_json::from_slice(&text)
+                    .map_err(|e| bad("--security-opt", s, format!("seccomp profile: {e}")))?;
+                seccomp = Some(v);
+            }
+            Some(("no-new-privileges", v)) => {
+                no_new_privs = !matches!(v, "false" | "0");
+            }
+            None if s == "no-new-privileges" => no_new_privs = true,
+            _ => return Err(bad("--security-opt", s, "use seccomp=FILE|unconfined or no-new-privileges[=true|false]")),
+        }
+    }
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for t in &o.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+        if !path.starts_with('/') {
+            return Err(bad("--tmpfs", t, "the path must be absolute"));
+        }
+        let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
+        options.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
+        mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    }
+    for v in &o.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (host, ctr, mode) = match parts.as_slice() {
+            [h, c] => (*h, *c, "rw"),
+            [h, c, m] => (*h, *c, *m),
+            _ => return Err(bad("--volume", v, "use HOST:CONTAINER[:ro|rw]")),
+        };
+        if !host.starts_with('/') || !ctr.starts_with('/') {
+            return Err(bad("--volume", v, "both paths must be absolute"));
+        }
+        if !Path::new(host).exists() {
+            return Err(bad("--volume", v, "the host path does not exist"));
+        }
+        let ro = match mode {
+            "ro" => "ro",
+            "rw" | "" => "rw",
+            _ => return Err(bad("--volume", v, "the mode is ro or rw")),
+        };
+        mounts.push(json!({"destination": ctr, "type": "bind", "source": host,
+                           "options": ["rbind", ro, "nosuid", "nodev", "rprivate"]}));
+    }
+
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"}), json!({"type": "cgroup"})];
+    if o.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(m) = &o.memory {
+        let bytes = parse_size(m).ok_or_else(|| bad("--memory", m, "use a size like 64m or 1g"))?;
+        resources["memory"] = json!({"limit": bytes});
+    }
+    if let Some(c) = &o.cpus {
+        let cpus: f64 = c.parse().map_err(|_| bad("--cpus", c, "use a number like 0.5"))?;
+        if cpus <= 0.0 {
+            return Err(bad("--cpus", c, "must be positive"));
+        }
+        resources["cpu"] = json!({"quota": (cpus * 100_000.0) as i64, "period": 100_000});
+    }
+    if let Some(p) = o.pids_limit {
+        resources["pids"] = json!({"limit": p});
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                        "/sys/firmware", "/sys/devices/virtual/powercap"],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    });
+    if let Some(s) = seccomp {
+        linux["seccomp"] = s;
+    }
+    let mut user = json!({"uid": uid, "gid": gid});
+    if !gids.is_empty() {
+        user["additionalGids"] = json!(gids);
+    }
+    Ok(json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": o.tty,
+            "user": user,
+            "args": args,
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": no_new_privs,
+        },
+        "root": {"path": rootfs, "readonly": true},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_etc(_: &str) -> Option<String> {
+        None
+    }
+
+    fn image() -> ImageProcess {
+        ImageProcess::from_config(&json!({"config": {
+            "Entrypoint": ["/app"], "Cmd": ["--serve"], "Env": ["PATH=/bin", "A=1"],
+            "WorkingDir": "/srv", "User": "1000:1000"
+        }}))
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_follow_docker() {
+        let img = image();
+        let c = config(&img, &LaunchOptions::default(), Path::new("/r"), &no_etc, json!({})).unwrap();
+        assert_eq!(c["process"]["args"], json!(["/app", "--serve"]));
+        let o = LaunchOptions { command: vec!["x".into()], ..Default::default() };
+        let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        assert_eq!(c["process"]["args"], json!(["/app", "x"]));
+        let o = LaunchOptions { entrypoint: Some("/sh".into()), ..Default::default() };
+        let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        assert_eq!(c["process"]["args"], json!(["/sh"]));
+        let empty = ImageProcess::default();
+        assert!(matches!(
+            config(&empty, &LaunchOptions::default(), Path::new("/r"), &no_etc, json!({})),
+            Err(Error::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn root_is_read_only_and_options_apply() {
+        let o = LaunchOptions {
+            env: vec!["A=2".into(), "B=3".into()],
+            memory: Some("64m".into()),
+            cpus: Some("0.5".into()),
+            pids_limit: Some(20),
+            tmpfs: vec!["/tmp:size=1m".into()],
+            cap_drop: vec!["all".into()],
+            cap_add: vec!["net_bind_service".into()],
+            network: Network::Host,
+            ..Default::default()
+        };
+        let c = config(&image(), &o, Path::new("/r"), &no_etc, json!({"defaultAction": "SCMP_ACT_ERRNO"})).unwrap();
+        assert_eq!(c["root"]["readonly"], true);
+        assert_eq!(c["process"]["cwd"], "/srv");
+        assert_eq!(c["process"]["user"]["uid"], 1000);
+        let env = c["process"]["env"].as_array().unwrap();
+        assert!(env.contains(&json!("A=2")) && env.contains(&json!("B=3")) && env.contains(&json!("PATH=/bin")));
+        assert!(!env.contains(&json!("A=1")));
+        assert_eq!(c["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(c["linux"]["resources"]["cpu"]["quota"], 50000);
+        assert_eq!(c["linux"]["resources"]["pids"]["limit"], 20);
+        assert_eq!(c["process"]["capabilities"]["bounding"], json!(["CAP_NET_BIND_SERVICE"]));
+        assert_eq!(c["process"]["noNewPrivileges"], true);
+        assert!(c["linux"]["seccomp"].is_object());
+        let ns = c["linux"]["namespaces"].as_array().unwrap();
+        assert!(!ns.contains(&json!({"type": "network"})), "--network host keeps the host's");
+        let tmp = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/tmp").unwrap();
+        assert_eq!(tmp["options"], json!(["nosuid", "nodev", "size=1m"]));
+    }
+
+    #[test]
+    fn security_opts_and_volumes() {
+        let o = LaunchOptions {
+            security_opts: vec!["seccomp=unconfined".into(), "no-new-privileges=false".into()],
+            volumes: vec!["/tmp:/data:ro".into()],
+            ..Default::default()
+        };
+        let c = config(&image(), &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        assert!(c["linux"].get("seccomp").is_none());
+        assert_eq!(c["process"]["noNewPrivileges"], false);
+        let v = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/data").unwrap();
+        assert_eq!(v["options"][1], "ro");
+        for bad_vol in ["/tmp", "rel:/data", "/tmp:/data:rx", "/does/not/exist:/x"] {
+            let o = LaunchOptions { volumes: vec![bad_vol.into()], ..Default::default() };
+            assert!(config(&image(), &o, Path::new("/r"), &no_etc, json!({})).is_err(), "{bad_vol}");
+        }
+    }
+
+    #[test]
+    fn users_resolve_against_the_image() {
+        let etc = |f: &str| match f {
+            "passwd" => Some("root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n".to_string()),
+            "group" => Some("root:x:0:\naudio:x:29:user\nuser:x:1000:\nstaff:x:50:\n".to_string()),
+            _ => None,
+        };
+        assert_eq!(resolve_user("user", &etc).unwrap(), (1000, 1000, vec![29]));
+        assert_eq!(resolve_user("1000", &etc).unwrap(), (1000, 1000, vec![29]));
+        assert_eq!(resolve_user("user:staff", &etc).unwrap(), (1000, 50, vec![29]));
+        assert_eq!(resolve_user("4242:4343", &etc).unwrap(), (4242, 4343, vec![]));
+        assert!(resolve_user("nobody-here", &etc).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64m"), Some(64 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("512kb"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+    }
+}
