@@ -119,7 +119,7 @@ pub fn parse_size(s: &str) -> Option<i64> {
         _ => (s, 1),
     };
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then(|| (v * mult as f64) as i64)
+    (v >= 0.0).then_some((v * mult as f64) as i64)
 }
 
 fn cap_name(c: &str) -> String {
