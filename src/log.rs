@@ -24,9 +24,16 @@ fn write(level: &str, msg: &str) {
         serde_json::json!({"level": level, "msg": msg, "time": crate::container::state::now_rfc3339()})
             .to_string()
     } else {
-        format!("time=\"{}\" level={level} msg={msg:?}", crate::container::state::now_rfc3339())
+        format!(
+            "time=\"{}\" level={level} msg={msg:?}",
+            crate::container::state::now_rfc3339()
+        )
     };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }

@@ -48,7 +48,10 @@ fn list_table(items: &[serde_json::Value], quiet: bool) {
         }
         return;
     }
-    println!("{:<20} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+    println!(
+        "{:<20} {:<8} {:<10} {:<40} CREATED",
+        "ID", "PID", "STATUS", "BUNDLE"
+    );
     for i in items {
         println!(
             "{:<20} {:<8} {:<10} {:<40} {}",
@@ -73,8 +76,10 @@ fn run(cli: Cli) -> Result<i32, String> {
             if path.exists() {
                 return Err(format!("{} exists: remove it first", path.display()));
             }
-            let text = serde_json::to_string_pretty(&mica::spec::default_spec(*rootless)).unwrap_or_default();
-            std::fs::write(&path, text + "\n").map_err(|err| format!("write {}: {err}", path.display()))?;
+            let text = serde_json::to_string_pretty(&mica::spec::default_spec(*rootless))
+                .unwrap_or_default();
+            std::fs::write(&path, text + "\n")
+                .map_err(|err| format!("write {}: {err}", path.display()))?;
         }
         Command::Create { create, id } => {
             container::create(root, id, &create_options(create)).map_err(e)?;
@@ -83,9 +88,9 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::State { id } => print_json(&container::state(root, id).map_err(e)?),
         Command::Kill { all, id, signal } => container::kill(root, id, signal, *all).map_err(e)?,
         Command::Delete { force, id } => container::delete(root, id, *force).map_err(e)?,
-        Command::Run { create, detach, id, .. } => {
-            return container::run(root, id, &create_options(create), *detach).map_err(e)
-        }
+        Command::Run {
+            create, detach, id, ..
+        } => return container::run(root, id, &create_options(create), *detach).map_err(e),
         Command::Exec { exec: a, id, args } => {
             let o = ExecOptions {
                 process: a.process.clone(),
@@ -127,7 +132,11 @@ fn run(cli: Cli) -> Result<i32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    mica::log::init(cli.log.clone(), cli.log_format == LogFormat::Json, cli.debug);
+    mica::log::init(
+        cli.log.clone(),
+        cli.log_format == LogFormat::Json,
+        cli.debug,
+    );
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(msg) => {

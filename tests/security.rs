@@ -41,7 +41,10 @@ fn mica_process_is_unreachable_through_proc() {
 #[test]
 fn container_cwd_and_root_are_inside() {
     let env = Env::new();
-    let v = env.probe(&["--read", "/proc/self/root", "--read", "/proc/1/cwd"], |_| {});
+    let v = env.probe(
+        &["--read", "/proc/self/root", "--read", "/proc/1/cwd"],
+        |_| {},
+    );
     assert_eq!(v["cwd"], "/");
     // Both links resolve inside the container: listing them shows the fixture's root.
     for r in v["reads"].as_array().unwrap() {
@@ -52,6 +55,9 @@ fn container_cwd_and_root_are_inside() {
             .iter()
             .map(|e| e.as_str().unwrap())
             .collect();
-        assert!(entries.contains(&"bin") && entries.contains(&"usr"), "{entries:?}");
+        assert!(
+            entries.contains(&"bin") && entries.contains(&"usr"),
+            "{entries:?}"
+        );
     }
 }

@@ -20,11 +20,14 @@ pub struct CreateOptions {
 /// type or an unsupported version.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    let data =
+        std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
     let spec: Spec = serde_json::from_slice(&data)
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let v = spec.version();
-    let ok = ["1.0.", "1.1.", "1.2.", "1.3."].iter().any(|p| v.starts_with(p));
+    let ok = ["1.0.", "1.1.", "1.2.", "1.3."]
+        .iter()
+        .any(|p| v.starts_with(p));
     if !ok {
         return Err(Error::Config(format!(
             "{}: unsupported ociVersion {v:?} (mica runs 1.0.x to 1.3.x)",
@@ -42,7 +45,9 @@ pub fn connect_console(path: &Path) -> Result<OwnedFd> {
 
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let abs = if path.is_relative() {
-        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     } else {
         path.to_path_buf()
     };
@@ -72,7 +77,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
-    let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(connect_console)
+        .transpose()?;
     create_with(root, id, opts, bundle, spec, console)
 }
 
@@ -101,9 +110,15 @@ fn create_with(
     )?;
     let hooks = spec.hooks().clone().unwrap_or_default();
     plan.prepivot_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
     let linux = spec.linux().clone().unwrap_or_default();
-    let cg_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+    let cg_path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
 
     let dir = Dir::create(root, id)?;
     let rootfs = {
@@ -119,7 +134,12 @@ fn create_with(
         init: Proc::default(),
         cgroup: None,
         created: state::now_rfc3339(),
-        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
         oci_version: spec.version().clone(),
     };
@@ -201,7 +221,12 @@ fn create_with(
         }
     };
     match steps(&mut st, plan) {
-        Ok(spawned) => Ok(Created { dir, state: st, spawned, spec }),
+        Ok(spawned) => Ok(Created {
+            dir,
+            state: st,
+            spawned,
+            spec,
+        }),
         Err(e) => {
             undo(&dir, Some(&st), None);
             Err(e)
@@ -222,7 +247,8 @@ fn release(dir: &Dir) -> Result<()> {
             Some(libc::ENXIO) | Some(libc::ENOENT) => Error::NotRunning,
             _ => Error::io(format!("open {}", fifo.display()), e),
         })?;
-    f.write_all(b"0").map_err(|e| Error::io(format!("write {}", fifo.display()), e))?;
+    f.write_all(b"0")
+        .map_err(|e| Error::io(format!("write {}", fifo.display()), e))?;
     let _ = std::fs::remove_file(&fifo);
     Ok(())
 }
@@ -248,10 +274,18 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut st = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
     let status = st.status();
     if status != Status::Created {
-        return Err(Error::WrongState { op: "start", id: id.to_string(), status });
+        return Err(Error::WrongState {
+            op: "start",
+            id: id.to_string(),
+            status,
+        });
     }
     let spec = load_spec(&st.bundle).ok();
-    started(&dir, &mut st, spec.as_ref().and_then(|s| s.hooks().as_ref()))
+    started(
+        &dir,
+        &mut st,
+        spec.as_ref().and_then(|s| s.hooks().as_ref()),
+    )
 }
 
 /// Signals `run` forwards to the container instead of dying of them.
@@ -284,7 +318,9 @@ pub fn reap(pid: i32) -> Option<i32> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Some(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return Some(128 + sig as i32),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                return Some(128 + sig as i32)
+            }
             Ok(WaitStatus::StillAlive) => return None,
             Ok(_) => continue,
             Err(_) => return Some(255),
@@ -312,17 +348,27 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     // A terminal and nobody to hand it to: mica is the other end, as runc is.
     let (console, own_tty) = match &opts.console_socket {
         Some(p) => (Some(connect_console(p)?), None),
         None if terminal && !detach => {
-            let (ours, theirs) = super::tty::socketpair().map_err(|e| Error::io("socketpair", e))?;
+            let (ours, theirs) =
+                super::tty::socketpair().map_err(|e| Error::io("socketpair", e))?;
             (Some(theirs), Some(ours))
         }
         None => (None, None),
     };
-    let Created { dir, mut state, spawned, spec } = create_with(root, id, opts, bundle, spec, console)?;
+    let Created {
+        dir,
+        mut state,
+        spawned,
+        spec,
+    } = create_with(root, id, opts, bundle, spec, console)?;
     let pid = spawned.pid();
     let master = match own_tty.as_ref().map(super::tty::recv_master).transpose() {
         Ok(m) => m,

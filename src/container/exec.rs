@@ -28,10 +28,13 @@ pub struct ExecOptions {
 fn process_for(spec_process: Option<Process>, o: &ExecOptions) -> Result<Process> {
     if let Some(p) = &o.process {
         let data = std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
-        return serde_json::from_slice(&data).map_err(|e| Error::Config(format!("{}: {e}", p.display())));
+        return serde_json::from_slice(&data)
+            .map_err(|e| Error::Config(format!("{}: {e}", p.display())));
     }
     if o.args.is_empty() {
-        return Err(Error::Config("exec needs a command (ARGS or --process)".into()));
+        return Err(Error::Config(
+            "exec needs a command (ARGS or --process)".into(),
+        ));
     }
     let mut p = spec_process.unwrap_or_default();
     p.set_args(Some(o.args.clone()));
@@ -48,8 +51,12 @@ fn process_for(spec_process: Option<Process>, o: &ExecOptions) -> Result<Process
     }
     if let Some(u) = &o.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        let uid = uid.parse().map_err(|_| Error::Config(format!("invalid --user {u:?}: need UID[:GID]")))?;
-        let gid = gid.parse().map_err(|_| Error::Config(format!("invalid --user {u:?}: need UID[:GID]")))?;
+        let uid = uid
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid --user {u:?}: need UID[:GID]")))?;
+        let gid = gid
+            .parse()
+            .map_err(|_| Error::Config(format!("invalid --user {u:?}: need UID[:GID]")))?;
         let mut user = p.user().clone();
         user.set_uid(uid);
         user.set_gid(gid);
@@ -88,12 +95,20 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
     let st = dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))?;
     let status = st.status();
     if status != Status::Running && status != Status::Created {
-        return Err(Error::WrongState { op: "exec in", id: id.to_string(), status });
+        return Err(Error::WrongState {
+            op: "exec in",
+            id: id.to_string(),
+            status,
+        });
     }
     let mut spec = load_spec(&st.bundle)?;
     let process = process_for(spec.process().clone(), o)?;
     spec.set_process(Some(process));
-    let console = o.console_socket.as_deref().map(connect_console).transpose()?;
+    let console = o
+        .console_socket
+        .as_deref()
+        .map(connect_console)
+        .transpose()?;
     let plan = plan::build(
         &spec,
         plan::Options {

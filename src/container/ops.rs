@@ -15,7 +15,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         return Err(Error::Signal(s.to_string()));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up.clone() } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up.clone()
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rest) = name.strip_prefix("SIGRTMIN+") {
         if let Ok(n) = rest.parse::<i32>() {
             if libc::SIGRTMIN() + n <= libc::SIGRTMAX() {
@@ -51,7 +55,11 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<()> {
     match st.status() {
         Status::Stopped => return Err(Error::NotRunning),
         Status::Creating => {
-            return Err(Error::WrongState { op: "kill", id: id.to_string(), status: Status::Creating })
+            return Err(Error::WrongState {
+                op: "kill",
+                id: id.to_string(),
+                status: Status::Creating,
+            })
         }
         _ => {}
     }
@@ -179,7 +187,11 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     let st = load(&dir, id)?;
     match &st.cgroup {
         Some(cg) => Ok(cg.pids()?),
-        None => Ok(if st.init.alive() { vec![st.init.pid] } else { vec![] }),
+        None => Ok(if st.init.alive() {
+            vec![st.init.pid]
+        } else {
+            vec![]
+        }),
     }
 }
 
@@ -188,7 +200,11 @@ pub fn pause(root: &Path, id: &str) -> Result<()> {
     let st = load(&dir, id)?;
     match (st.status(), &st.cgroup) {
         (Status::Running, Some(cg)) => Ok(cg.freeze()?),
-        (status, _) => Err(Error::WrongState { op: "pause", id: id.to_string(), status }),
+        (status, _) => Err(Error::WrongState {
+            op: "pause",
+            id: id.to_string(),
+            status,
+        }),
     }
 }
 
@@ -197,7 +213,11 @@ pub fn resume(root: &Path, id: &str) -> Result<()> {
     let st = load(&dir, id)?;
     match (st.status(), &st.cgroup) {
         (Status::Paused, Some(cg)) => Ok(cg.thaw()?),
-        (status, _) => Err(Error::WrongState { op: "resume", id: id.to_string(), status }),
+        (status, _) => Err(Error::WrongState {
+            op: "resume",
+            id: id.to_string(),
+            status,
+        }),
     }
 }
 

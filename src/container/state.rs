@@ -54,7 +54,9 @@ impl Proc {
             return false;
         }
         match proc_stat(self.pid) {
-            Some((state, start)) => state != 'Z' && state != 'X' && (self.start == 0 || start == self.start),
+            Some((state, start)) => {
+                state != 'Z' && state != 'X' && (self.start == 0 || start == self.start)
+            }
             None => false,
         }
     }
@@ -161,7 +163,8 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 fn lock(path: &Path) -> Result<File> {
-    let f = File::open(path).map_err(|e| Error::io(format!("open state dir {}", path.display()), e))?;
+    let f =
+        File::open(path).map_err(|e| Error::io(format!("open state dir {}", path.display()), e))?;
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
         return Err(Error::io(
             format!("lock {}", path.display()),
@@ -175,7 +178,8 @@ impl Dir {
     /// Make a new container's state dir; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Dir> {
         validate_id(id)?;
-        std::fs::create_dir_all(root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         let path = root.join(id);
         match std::fs::create_dir(&path) {
             Ok(()) => {}
@@ -229,7 +233,8 @@ impl Dir {
     /// Write the state atomically: a temp file renamed over the old one.
     pub fn save(&self, st: &State) -> Result<()> {
         let p = self.state_path();
-        let data = serde_json::to_vec(st).map_err(|e| Error::Corrupt(p.display().to_string(), e.to_string()))?;
+        let data = serde_json::to_vec(st)
+            .map_err(|e| Error::Corrupt(p.display().to_string(), e.to_string()))?;
         write_atomic(&p, &data)
     }
 
@@ -308,7 +313,10 @@ mod tests {
     fn own_process_is_alive_and_pid_reuse_is_detected() {
         let me = Proc::of(std::process::id() as i32);
         assert!(me.alive());
-        let other = Proc { start: me.start + 1, ..me };
+        let other = Proc {
+            start: me.start + 1,
+            ..me
+        };
         assert!(!other.alive());
         assert!(!Proc::default().alive());
     }

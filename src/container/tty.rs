@@ -16,7 +16,10 @@ pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
 pub fn recv_master(sock: &OwnedFd) -> std::io::Result<OwnedFd> {
     let mut buf = [0u8; 64];
     let mut cmsg = [0u8; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut _,
+        iov_len: buf.len(),
+    };
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
     mh.msg_iov = &mut iov;
     mh.msg_iovlen = 1;
@@ -70,7 +73,9 @@ pub fn proxy_wait(master: OwnedFd, pid: i32, mask: &SigSet) -> i32 {
         copy_winsize(stdin.as_fd(), master.as_fd());
     }
     let code = (|| {
-        let Ok(sfd) = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC) else { return 255 };
+        let Ok(sfd) = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC) else {
+            return 255;
+        };
         let mut stdin_open = true;
         let mut master_open = true;
         loop {
@@ -80,9 +85,21 @@ pub fn proxy_wait(master: OwnedFd, pid: i32, mask: &SigSet) -> i32 {
                 return code;
             }
             let mut fds = [
-                libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: if master_open { master.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: sfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: if master_open { master.as_raw_fd() } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: if stdin_open { 0 } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             if unsafe { libc::poll(fds.as_mut_ptr(), 3, -1) } < 0 {
                 continue;

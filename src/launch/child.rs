@@ -47,7 +47,8 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     unsafe { libc::umask(0) };
     // Every fd the caller leaked to us is closed at exec; only 0-2 and the
     // preserved ones reach the container process.
-    sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds).map_err(fail(Step::Fds, NO_DETAIL))?;
+    sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds)
+        .map_err(fail(Step::Fds, NO_DETAIL))?;
     sys::close_range_cloexec(3 + plan.preserve_fds as u32).map_err(fail(Step::Fds, NO_DETAIL))?;
 
     expect(sync_fd, sync::Kind::Go)?;
@@ -55,10 +56,18 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         // The maps are written: become the namespace's root, so what we
         // create is owned by a mapped id (else EOVERFLOW).
         if unsafe { libc::setresgid(0, 0, 0) } < 0 {
-            return Err(Msg::error(Step::SetGid, Errno::last(), b"user namespace root"));
+            return Err(Msg::error(
+                Step::SetGid,
+                Errno::last(),
+                b"user namespace root",
+            ));
         }
         if unsafe { libc::setresuid(0, 0, 0) } < 0 {
-            return Err(Msg::error(Step::SetUid, Errno::last(), b"user namespace root"));
+            return Err(Msg::error(
+                Step::SetUid,
+                Errno::last(),
+                b"user namespace root",
+            ));
         }
     }
     if let Some(v) = &plan.oom_score_adj {
@@ -116,7 +125,13 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         // From here on nobody waits on the socket: report on stderr.
         for h in &plan.start_container_hooks {
             if let Err(e) = run_hook(h, state) {
-                sys::report_stderr(&[b"mica: startContainer hook ", h.path.to_bytes(), b" failed: ", e.desc().as_bytes(), b"\n"]);
+                sys::report_stderr(&[
+                    b"mica: startContainer hook ",
+                    h.path.to_bytes(),
+                    b" failed: ",
+                    e.desc().as_bytes(),
+                    b"\n",
+                ]);
                 sys::exit(1);
             }
         }
@@ -183,9 +198,15 @@ fn resolve_create(root: c_int, path: &CStr, file: bool, step: Step) -> CResult<c
     }
     // Walk component by component, creating what is missing.
     let mut prefix = PathBuf::new();
-    let mut parent = sys::open_in_root(root, c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY).map_err(err)?;
-    let comps = bytes.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".");
-    let n = bytes.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".").count();
+    let mut parent =
+        sys::open_in_root(root, c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY).map_err(err)?;
+    let comps = bytes
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".");
+    let n = bytes
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .count();
     for (i, comp) in comps.enumerate() {
         prefix.push_bytes(b"/").map_err(err)?;
         prefix.push_bytes(comp).map_err(err)?;
@@ -196,8 +217,9 @@ fn resolve_create(root: c_int, path: &CStr, file: bool, step: Step) -> CResult<c
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 if last && file {
-                    let fd = sys::openat(parent, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)
-                        .map_err(|e| {
+                    let fd =
+                        sys::openat(parent, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)
+                            .map_err(|e| {
                             sys::close(parent);
                             err(e)
                         })?;
@@ -225,7 +247,12 @@ fn resolve_create(root: c_int, path: &CStr, file: bool, step: Step) -> CResult<c
 /// locked when the mount came from a more privileged namespace).
 fn locked_flags(fd: c_int) -> c_ulong {
     let f = sys::fstatfs_flags(fd).unwrap_or(0);
-    f & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME)
+    f & (libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_RELATIME)
 }
 
 fn remount_bind(target: &PathBuf, fd: c_int, flags: c_ulong) -> Result<(), Errno> {
@@ -234,20 +261,30 @@ fn remount_bind(target: &PathBuf, fd: c_int, flags: c_ulong) -> Result<(), Errno
         null(),
         target.as_ptr(),
         null(),
-        libc::MS_BIND | libc::MS_REMOUNT | (flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT)) | keep,
+        libc::MS_BIND
+            | libc::MS_REMOUNT
+            | (flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT))
+            | keep,
         null(),
     )
 }
 
 fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
     // First of all: nothing we do may propagate to the host.
-    sys::mount(null(), c"/".as_ptr(), null(), libc::MS_REC | libc::MS_PRIVATE, null())
-        .map_err(fail(Step::MakePrivate, NO_DETAIL))?;
+    sys::mount(
+        null(),
+        c"/".as_ptr(),
+        null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        null(),
+    )
+    .map_err(fail(Step::MakePrivate, NO_DETAIL))?;
     let rootfs = plan.rootfs.as_ptr();
     let rdetail = plan.rootfs.to_bytes();
     sys::mount(rootfs, rootfs, null(), libc::MS_BIND | libc::MS_REC, null())
         .map_err(fail(Step::BindRootfs, rdetail))?;
-    let root = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(fail(Step::BindRootfs, rdetail))?;
+    let root = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(fail(Step::BindRootfs, rdetail))?;
     if plan.readonly_root {
         // Read-only from the start: anything that would write into the
         // image (a missing mountpoint) fails with EROFS, naming the path.
@@ -255,8 +292,10 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
         remount_bind(&p, root, libc::MS_RDONLY).map_err(fail(Step::ReadonlyRoot, rdetail))?;
     }
     if plan.dev_tmpfs {
-        let fd = sys::open_in_root(root, c"/dev".as_ptr(), libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(fail(Step::Mountpoint, b"/dev (a read-only rootfs must have it)"))?;
+        let fd =
+            sys::open_in_root(root, c"/dev".as_ptr(), libc::O_PATH | libc::O_DIRECTORY).map_err(
+                fail(Step::Mountpoint, b"/dev (a read-only rootfs must have it)"),
+            )?;
         let p = PathBuf::proc_fd(fd).map_err(fail(Step::Mount, b"/dev"))?;
         sys::mount(
             c"tmpfs".as_ptr(),
@@ -275,7 +314,8 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
         devices(plan, root)?;
     }
     if plan_needs_prepivot(plan) {
-        sync::send(sync_fd, &Msg::new(sync::Kind::PrePivot)).map_err(fail(Step::Sync, NO_DETAIL))?;
+        sync::send(sync_fd, &Msg::new(sync::Kind::PrePivot))
+            .map_err(fail(Step::Sync, NO_DETAIL))?;
         expect(sync_fd, sync::Kind::Continue)?;
     }
     for h in &plan.create_container_hooks {
@@ -283,21 +323,30 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
     }
     sys::fchdir(root).map_err(fail(Step::Pivot, rdetail))?;
     if plan.no_pivot {
-        sys::mount(c".".as_ptr(), c"/".as_ptr(), null(), libc::MS_MOVE, null()).map_err(fail(Step::Pivot, b"move"))?;
+        sys::mount(c".".as_ptr(), c"/".as_ptr(), null(), libc::MS_MOVE, null())
+            .map_err(fail(Step::Pivot, b"move"))?;
         sys::chroot(c".".as_ptr()).map_err(fail(Step::Pivot, b"chroot"))?;
     } else {
         sys::pivot_root(c".".as_ptr(), c".".as_ptr()).map_err(fail(Step::Pivot, NO_DETAIL))?;
         // The old root is stacked under the new one: detach it.
-        sys::umount2(c".".as_ptr(), libc::MNT_DETACH).map_err(fail(Step::Pivot, b"detach old root"))?;
+        sys::umount2(c".".as_ptr(), libc::MNT_DETACH)
+            .map_err(fail(Step::Pivot, b"detach old root"))?;
     }
     sys::chdir(c"/".as_ptr()).map_err(fail(Step::Pivot, NO_DETAIL))?;
     sys::close(root);
     if plan.rootfs_propagation != 0 {
-        sys::mount(null(), c"/".as_ptr(), null(), plan.rootfs_propagation, null())
-            .map_err(fail(Step::Propagation, NO_DETAIL))?;
+        sys::mount(
+            null(),
+            c"/".as_ptr(),
+            null(),
+            plan.rootfs_propagation,
+            null(),
+        )
+        .map_err(fail(Step::Propagation, NO_DETAIL))?;
     }
     for (path, value) in &plan.sysctls {
-        sys::write_file(path.as_ptr(), value.to_bytes()).map_err(fail(Step::Sysctl, path.to_bytes()))?;
+        sys::write_file(path.as_ptr(), value.to_bytes())
+            .map_err(fail(Step::Sysctl, path.to_bytes()))?;
     }
     if let Some(h) = &plan.hostname {
         if unsafe { libc::sethostname(h.as_ptr(), h.to_bytes().len()) } < 0 {
@@ -323,7 +372,11 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     let tfd = resolve_create(root, &m.target, m.file_target, Step::Mountpoint)?;
     let target = PathBuf::proc_fd(tfd).map_err(fail(Step::Mount, tdetail))?;
     let src = m.source.as_ref().map(|s| s.as_ptr()).unwrap_or(null());
-    let data = m.data.as_ref().map(|d| d.as_ptr() as *const libc::c_void).unwrap_or(null());
+    let data = m
+        .data
+        .as_ref()
+        .map(|d| d.as_ptr() as *const libc::c_void)
+        .unwrap_or(null());
     let r = if m.bind {
         mount_bind(root, m, src, &target)
     } else if !m.cgroup_v1.is_empty() || m.cgroup2 {
@@ -352,7 +405,8 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     sys::close(tfd);
     r.map_err(fail(Step::Mount, tdetail))?;
     if m.propagation != 0 {
-        let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH).map_err(fail(Step::Mount, tdetail))?;
+        let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)
+            .map_err(fail(Step::Mount, tdetail))?;
         let p = PathBuf::proc_fd(fd).map_err(fail(Step::Mount, tdetail))?;
         let r = sys::mount(null(), p.as_ptr(), null(), m.propagation, null());
         sys::close(fd);
@@ -361,8 +415,19 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     Ok(())
 }
 
-fn mount_bind(root: c_int, m: &MountOp, src: *const libc::c_char, target: &PathBuf) -> Result<(), Errno> {
-    sys::mount(src, target.as_ptr(), null(), libc::MS_BIND | (m.flags & libc::MS_REC), null())?;
+fn mount_bind(
+    root: c_int,
+    m: &MountOp,
+    src: *const libc::c_char,
+    target: &PathBuf,
+) -> Result<(), Errno> {
+    sys::mount(
+        src,
+        target.as_ptr(),
+        null(),
+        libc::MS_BIND | (m.flags & libc::MS_REC),
+        null(),
+    )?;
     let extra = m.flags & !(libc::MS_BIND | libc::MS_REC);
     if extra != 0 {
         // The fd points below the new mount; reopen the mount itself.
@@ -378,7 +443,13 @@ fn mount_bind(root: c_int, m: &MountOp, src: *const libc::c_char, target: &PathB
 fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno> {
     let flags = m.flags & !(libc::MS_BIND | libc::MS_REC);
     if m.cgroup2 {
-        return sys::mount(c"cgroup2".as_ptr(), target.as_ptr(), c"cgroup2".as_ptr(), flags, null());
+        return sys::mount(
+            c"cgroup2".as_ptr(),
+            target.as_ptr(),
+            c"cgroup2".as_ptr(),
+            flags,
+            null(),
+        );
     }
     // v1 / hybrid: a tmpfs holding one mount per hierarchy.
     sys::mount(
@@ -394,13 +465,25 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
             sys::mkdirat(dir, name.as_ptr(), 0o755)?;
             let fd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
             let p = PathBuf::proc_fd(fd)?;
-            let r = sys::mount(c"cgroup".as_ptr(), p.as_ptr(), c"cgroup".as_ptr(), flags, opts.as_ptr() as *const _);
+            let r = sys::mount(
+                c"cgroup".as_ptr(),
+                p.as_ptr(),
+                c"cgroup".as_ptr(),
+                flags,
+                opts.as_ptr() as *const _,
+            );
             sys::close(fd);
             r?;
         }
         if flags & libc::MS_RDONLY != 0 {
             let p = PathBuf::proc_fd(dir)?;
-            sys::mount(null(), p.as_ptr(), null(), libc::MS_REMOUNT | flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, null())?;
+            sys::mount(
+                null(),
+                p.as_ptr(),
+                null(),
+                libc::MS_REMOUNT | flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                null(),
+            )?;
         }
         Ok(())
     })();
@@ -419,11 +502,18 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
                 Err(Errno::EEXIST) => return Ok(()),
                 Err(Errno::EPERM) => {
                     // In a user namespace mknod is refused: bind the host's node.
-                    let fd = sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
+                    let fd =
+                        sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
                     sys::close(fd);
                     let fd = sys::openat(pfd, name.as_ptr(), libc::O_PATH, 0)?;
                     let p = PathBuf::proc_fd(fd)?;
-                    let r = sys::mount(d.host_path.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null());
+                    let r = sys::mount(
+                        d.host_path.as_ptr(),
+                        p.as_ptr(),
+                        null(),
+                        libc::MS_BIND,
+                        null(),
+                    );
                     sys::close(fd);
                     return r;
                 }
@@ -489,12 +579,23 @@ fn console(plan: &Plan) -> CResult<()> {
     if unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) } < 0 {
         return Err(err(Errno::last()));
     }
-    let slave = unsafe { libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let slave = unsafe {
+        libc::ioctl(
+            master,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if slave < 0 {
         return Err(err(Errno::last()));
     }
     if let Some((rows, cols)) = plan.console_size {
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, &ws) };
     }
     if plan.kind == Kind::Init {
@@ -502,17 +603,28 @@ fn console(plan: &Plan) -> CResult<()> {
         pts.push_bytes(b"/dev/pts/").map_err(err)?;
         pts.push_num(n as u64).map_err(err)?;
         // /dev/console: an empty file on /dev with the slave bound over it.
-        match sys::open(c"/dev/console".as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_NOCTTY, 0o600) {
+        match sys::open(
+            c"/dev/console".as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_NOCTTY,
+            0o600,
+        ) {
             Ok(fd) => {
                 sys::close(fd);
-                sys::mount(pts.as_ptr(), c"/dev/console".as_ptr(), null(), libc::MS_BIND, null())
-                    .map_err(|e| Msg::error(Step::Console, e, b"/dev/console"))?;
+                sys::mount(
+                    pts.as_ptr(),
+                    c"/dev/console".as_ptr(),
+                    null(),
+                    libc::MS_BIND,
+                    null(),
+                )
+                .map_err(|e| Msg::error(Step::Console, e, b"/dev/console"))?;
             }
             Err(e) => return Err(Msg::error(Step::Console, e, b"/dev/console")),
         }
     }
     if let Some(sock) = &plan.console_socket {
-        sync::send_fd(sock.as_raw_fd(), master, b"/dev/ptmx").map_err(|e| Msg::error(Step::Console, e, b"console socket"))?;
+        sync::send_fd(sock.as_raw_fd(), master, b"/dev/ptmx")
+            .map_err(|e| Msg::error(Step::Console, e, b"console socket"))?;
     }
     sys::close(master);
     if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
@@ -536,27 +648,51 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
             Err(e) => return Err(Msg::error(Step::MaskPath, e, p.to_bytes())),
         };
         let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            sys::mount(c"tmpfs".as_ptr(), p.as_ptr(), c"tmpfs".as_ptr(), libc::MS_RDONLY, null())
+            sys::mount(
+                c"tmpfs".as_ptr(),
+                p.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY,
+                null(),
+            )
         } else {
-            sys::mount(c"/dev/null".as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
+            sys::mount(
+                c"/dev/null".as_ptr(),
+                p.as_ptr(),
+                null(),
+                libc::MS_BIND,
+                null(),
+            )
         };
         r.map_err(fail(Step::MaskPath, p.to_bytes()))?;
     }
     for p in &plan.readonly_paths {
-        match sys::mount(p.as_ptr(), p.as_ptr(), null(), libc::MS_BIND | libc::MS_REC, null()) {
+        match sys::mount(
+            p.as_ptr(),
+            p.as_ptr(),
+            null(),
+            libc::MS_BIND | libc::MS_REC,
+            null(),
+        ) {
             Ok(()) => {}
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(Msg::error(Step::ReadonlyPath, e, p.to_bytes())),
         }
-        let fd = sys::open(p.as_ptr(), libc::O_PATH, 0).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
+        let fd = sys::open(p.as_ptr(), libc::O_PATH, 0)
+            .map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
         let pp = PathBuf::proc_fd(fd).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
         let r = remount_bind(&pp, fd, libc::MS_RDONLY | libc::MS_REC);
         sys::close(fd);
         r.map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
     }
     if plan.readonly_root {
-        let fd = sys::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(fail(Step::ReadonlyRoot, b"/"))?;
-        let r = remount_bind(&PathBuf::proc_fd(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?, fd, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV);
+        let fd = sys::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(fail(Step::ReadonlyRoot, b"/"))?;
+        let r = remount_bind(
+            &PathBuf::proc_fd(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?,
+            fd,
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        );
         sys::close(fd);
         r.map_err(fail(Step::ReadonlyRoot, b"/"))?;
     }
@@ -567,7 +703,10 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
 /// and seccomp when it must come before the capability drop.
 fn identity(plan: &Plan) -> CResult<()> {
     for (res, soft, hard) in &plan.rlimits {
-        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
         if unsafe { libc::setrlimit(*res as _, &lim) } < 0 {
             return Err(Msg::error(Step::Rlimit, Errno::last(), NO_DETAIL));
         }
@@ -579,7 +718,8 @@ fn identity(plan: &Plan) -> CResult<()> {
     }
     unsafe { libc::umask(plan.umask.unwrap_or(0o022)) };
     if plan.no_new_privs {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map_err(fail(Step::NoNewPrivs, NO_DETAIL))?;
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            .map_err(fail(Step::NoNewPrivs, NO_DETAIL))?;
     }
     if !plan.no_new_privs {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it
@@ -590,7 +730,8 @@ fn identity(plan: &Plan) -> CResult<()> {
     }
     let caps = plan.caps.as_ref();
     if caps.is_some() {
-        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).map_err(fail(Step::Capabilities, b"keepcaps"))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0)
+            .map_err(fail(Step::Capabilities, b"keepcaps"))?;
     }
     if let Some(c) = caps {
         for cap in 0..=c.last_cap {
@@ -617,15 +758,29 @@ fn identity(plan: &Plan) -> CResult<()> {
         return Err(Msg::error(Step::SetUid, Errno::last(), NO_DETAIL));
     }
     if let Some(c) = caps {
-        sys::capset(c.effective, c.permitted, c.inheritable).map_err(fail(Step::Capabilities, b"capset"))?;
-        let _ = sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong, 0, 0, 0);
+        sys::capset(c.effective, c.permitted, c.inheritable)
+            .map_err(fail(Step::Capabilities, b"capset"))?;
+        let _ = sys::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+            0,
+            0,
+            0,
+        );
         for cap in 0..=c.last_cap {
             if c.ambient & (1u64 << cap) != 0 {
                 // Ambient needs the cap in permitted and inheritable; skip otherwise, as runc does.
-                let _ = sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as c_ulong, cap as c_ulong, 0, 0);
+                let _ = sys::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as c_ulong,
+                    cap as c_ulong,
+                    0,
+                    0,
+                );
             }
         }
-        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).map_err(fail(Step::Capabilities, b"keepcaps"))?;
+        sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0)
+            .map_err(fail(Step::Capabilities, b"keepcaps"))?;
     }
     Ok(())
 }
@@ -649,8 +804,16 @@ fn find_executable(plan: &Plan) -> CResult<usize> {
         }
     }
     match denied {
-        Some(i) => Err(Msg::error(Step::ExecPermission, Errno::EACCES, plan.exec_candidates[i].to_bytes())),
-        None => Err(Msg::error(Step::ExecNotFound, Errno::ENOENT, plan.arg0.to_bytes())),
+        Some(i) => Err(Msg::error(
+            Step::ExecPermission,
+            Errno::EACCES,
+            plan.exec_candidates[i].to_bytes(),
+        )),
+        None => Err(Msg::error(
+            Step::ExecNotFound,
+            Errno::ENOENT,
+            plan.arg0.to_bytes(),
+        )),
     }
 }
 
@@ -669,7 +832,13 @@ fn exec(plan: &Plan, exe: usize) -> ! {
     let path = &plan.exec_candidates[exe];
     unsafe { libc::execve(path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp.as_ptr()) };
     let e = Errno::last();
-    sys::report_stderr(&[b"mica: exec ", path.to_bytes(), b": ", e.desc().as_bytes(), b"\n"]);
+    sys::report_stderr(&[
+        b"mica: exec ",
+        path.to_bytes(),
+        b": ",
+        e.desc().as_bytes(),
+        b"\n",
+    ]);
     sys::exit(if e == Errno::ENOENT { 127 } else { 126 })
 }
 

@@ -31,7 +31,9 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
         // A hook that doesn't read its stdin is fine.
         let _ = stdin.write_all(state_json);
     }
-    let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    let deadline = hook
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),

@@ -133,7 +133,8 @@ pub struct Plan {
 }
 
 fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString> {
-    CString::new(s.as_ref().to_vec()).map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| Error::Config(format!("{what} contains a NUL byte")))
 }
 
 fn path_cstr(p: &Path, what: &str) -> Result<CString> {
@@ -208,7 +209,9 @@ fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
     let mut v1 = Vec::new();
     let mut v2 = false;
     for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let mp = left.split(' ').nth(4).unwrap_or("");
         let mut r = right.split(' ');
         let fstype = r.next().unwrap_or("");
@@ -217,7 +220,9 @@ fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
         if fstype == "cgroup2" {
             v2 = true;
         } else if fstype == "cgroup" {
-            let name = Path::new(mp).file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = Path::new(mp)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
             let ctrls: Vec<&str> = sopts
                 .split(',')
                 .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
@@ -233,7 +238,9 @@ fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
 fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> Result<MountOp> {
     let target = m.destination();
     if !target.is_absolute() {
-        return Err(Error::Config(format!("mount destination {target:?} is not absolute")));
+        return Err(Error::Config(format!(
+            "mount destination {target:?} is not absolute"
+        )));
     }
     let fstype = m.typ().clone().unwrap_or_default();
     let mut flags: libc::c_ulong = 0;
@@ -264,7 +271,10 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         }
     }
     let src = source.clone().unwrap_or_else(|| PathBuf::from(&fstype));
-    let file_target = bind && std::fs::metadata(&src).map(|md| !md.is_dir()).unwrap_or(false);
+    let file_target = bind
+        && std::fs::metadata(&src)
+            .map(|md| !md.is_dir())
+            .unwrap_or(false);
     if bind && !src.exists() {
         return Err(Error::Config(format!(
             "mount {target:?}: source {src:?} does not exist"
@@ -283,11 +293,19 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
     } else {
         (Vec::new(), false)
     };
-    let data = if data.is_empty() { None } else { Some(cstr(data.join(","), "mount data")?) };
+    let data = if data.is_empty() {
+        None
+    } else {
+        Some(cstr(data.join(","), "mount data")?)
+    };
     Ok(MountOp {
         source: Some(path_cstr(&src, "mount source")?),
         target: path_cstr(target, "mount destination")?,
-        fstype: if bind { None } else { Some(cstr(&fstype, "mount type")?) },
+        fstype: if bind {
+            None
+        } else {
+            Some(cstr(&fstype, "mount type")?)
+        },
         flags,
         data,
         propagation,
@@ -312,7 +330,11 @@ fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Res
     let mut mask = 0u64;
     for c in set.into_iter().flatten() {
         let name = c.to_string();
-        let name = if name.starts_with("CAP_") { name } else { format!("CAP_{name}") };
+        let name = if name.starts_with("CAP_") {
+            name
+        } else {
+            format!("CAP_{name}")
+        };
         match caps::Capability::from_str(&name) {
             Ok(cap) if (cap.index() as u32) <= last_cap => mask |= cap.bitmask(),
             // A capability this kernel does not know is skipped, as runc does.
@@ -352,7 +374,10 @@ fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::c_int {
 }
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
-    v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// Paths to try for args[0]: itself when it has a '/', else each PATH entry
@@ -377,7 +402,10 @@ pub fn build_hook(h: &oci_spec::runtime::Hook) -> Result<HookCmd> {
         .args()
         .clone()
         .unwrap_or_else(|| vec![h.path().to_string_lossy().into_owned()]);
-    let argv = args.iter().map(|a| cstr(a, "hook arg")).collect::<Result<Vec<_>>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a, "hook arg"))
+        .collect::<Result<Vec<_>>>()?;
     let env = h
         .env()
         .iter()
@@ -442,12 +470,19 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut has_mount_ns = false;
     let mut time_new = false;
     let empty = Vec::new();
-    let namespaces = if opts.kind == Kind::Exec { &empty } else { linux.namespaces().as_ref().unwrap_or(&empty) };
+    let namespaces = if opts.kind == Kind::Exec {
+        &empty
+    } else {
+        linux.namespaces().as_ref().unwrap_or(&empty)
+    };
     let mut seen = Vec::new();
     for ns in namespaces {
         let flag = ns_flag(ns.typ());
         if seen.contains(&flag) {
-            return Err(Error::Config(format!("namespace {} listed twice", ns.typ())));
+            return Err(Error::Config(format!(
+                "namespace {} listed twice",
+                ns.typ()
+            )));
         }
         seen.push(flag);
         if ns.typ() == LinuxNamespaceType::Mount {
@@ -485,13 +520,20 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         unshare_in_middle |= 0x80;
         let mut s = String::new();
         for (clock, off) in linux.time_offsets().iter().flatten() {
-            s.push_str(&format!("{} {} {}\n", clock, off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+            s.push_str(&format!(
+                "{} {} {}\n",
+                clock,
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            ));
         }
         if !s.is_empty() {
             timens_offsets = Some(cstr(s, "time offsets")?);
         }
     } else if linux.time_offsets().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(Error::Config("timeOffsets given without a new time namespace".into()));
+        return Err(Error::Config(
+            "timeOffsets given without a new time namespace".into(),
+        ));
     }
     if second_fork && clone_flags & libc::CLONE_NEWPID as u64 != 0 {
         // The middle unshares the pid namespace so the final process is its pid 1.
@@ -499,9 +541,19 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         unshare_in_middle |= libc::CLONE_NEWPID;
     }
     // Join the user namespace first: it grants the rights to join the rest.
-    join.sort_by_key(|(_, f, _)| if *f == libc::CLONE_NEWUSER { 0 } else if *f == libc::CLONE_NEWNS { 2 } else { 1 });
+    join.sort_by_key(|(_, f, _)| {
+        if *f == libc::CLONE_NEWUSER {
+            0
+        } else if *f == libc::CLONE_NEWNS {
+            2
+        } else {
+            1
+        }
+    });
     if opts.kind == Kind::Exec {
-        let pid = opts.join_pid.ok_or_else(|| Error::Config("exec needs a running container".into()))?;
+        let pid = opts
+            .join_pid
+            .ok_or_else(|| Error::Config("exec needs a running container".into()))?;
         for (name, flag) in [
             ("user", libc::CLONE_NEWUSER),
             ("ipc", libc::CLONE_NEWIPC),
@@ -520,26 +572,38 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
                     continue;
                 }
             }
-            let Ok(f) = std::fs::File::open(&p) else { continue };
+            let Ok(f) = std::fs::File::open(&p) else {
+                continue;
+            };
             if flag == libc::CLONE_NEWPID || flag == 0x80 {
                 second_fork = true;
             }
             join.push((OwnedFd::from(f), flag, cstr(&p, "ns path")?));
         }
     }
-    let (join_ns, join_ns_paths): (Vec<_>, Vec<_>) = join.into_iter().map(|(f, t, p)| ((f, t), p)).unzip();
+    let (join_ns, join_ns_paths): (Vec<_>, Vec<_>) =
+        join.into_iter().map(|(f, t, p)| ((f, t), p)).unzip();
 
     // Root filesystem.
     let root = spec.root().as_ref();
-    let root_path = root.map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
-    let root_path = if root_path.is_relative() { opts.bundle.join(root_path) } else { root_path };
+    let root_path = root
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    let root_path = if root_path.is_relative() {
+        opts.bundle.join(root_path)
+    } else {
+        root_path
+    };
     let rootfs = if opts.kind == Kind::Init {
         let canon = std::fs::canonicalize(&root_path).map_err(|e| Error::Io {
             what: format!("rootfs {}", root_path.display()),
             source: e,
         })?;
         if !canon.is_dir() {
-            return Err(Error::Config(format!("rootfs {} is not a directory", canon.display())));
+            return Err(Error::Config(format!(
+                "rootfs {} is not a directory",
+                canon.display()
+            )));
         }
         canon
     } else {
@@ -574,7 +638,12 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             ("/dev/urandom", 1, 9),
             ("/dev/tty", 5, 0),
         ];
-        let listed: Vec<PathBuf> = linux.devices().iter().flatten().map(|d| d.path().clone()).collect();
+        let listed: Vec<PathBuf> = linux
+            .devices()
+            .iter()
+            .flatten()
+            .map(|d| d.path().clone())
+            .collect();
         for (p, maj, min) in defaults {
             if listed.iter().any(|l| l == Path::new(p)) {
                 continue;
@@ -594,11 +663,17 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
                 LinuxDeviceType::B => libc::S_IFBLK,
                 LinuxDeviceType::P => libc::S_IFIFO,
                 LinuxDeviceType::A => {
-                    return Err(Error::Config(format!("device {:?}: type 'a' cannot be created", d.path())))
+                    return Err(Error::Config(format!(
+                        "device {:?}: type 'a' cannot be created",
+                        d.path()
+                    )))
                 }
             };
             if !d.path().is_absolute() {
-                return Err(Error::Config(format!("device path {:?} is not absolute", d.path())));
+                return Err(Error::Config(format!(
+                    "device path {:?} is not absolute",
+                    d.path()
+                )));
             }
             devices.push(DeviceOp {
                 path: path_cstr(d.path(), "device path")?,
@@ -615,7 +690,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         v.iter().flatten().map(|p| cstr(p, what)).collect()
     };
     let (masked_paths, readonly_paths) = if opts.kind == Kind::Init {
-        (cs(linux.masked_paths(), "masked path")?, cs(linux.readonly_paths(), "readonly path")?)
+        (
+            cs(linux.masked_paths(), "masked path")?,
+            cs(linux.readonly_paths(), "readonly path")?,
+        )
     } else {
         (Vec::new(), Vec::new())
     };
@@ -632,11 +710,16 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             sysctls.push((cstr(path, "sysctl")?, cstr(v, "sysctl value")?));
         }
     }
-    let uts = opts.kind == Kind::Init && namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Uts);
+    let uts = opts.kind == Kind::Init
+        && namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Uts);
     let hostname = match spec.hostname() {
         Some(h) if opts.kind == Kind::Init && !h.is_empty() => {
             if !uts {
-                return Err(Error::Config("hostname set without a new uts namespace".into()));
+                return Err(Error::Config(
+                    "hostname set without a new uts namespace".into(),
+                ));
             }
             Some(cstr(h, "hostname")?)
         }
@@ -645,7 +728,9 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let domainname = match spec.domainname() {
         Some(h) if opts.kind == Kind::Init && !h.is_empty() => {
             if !uts {
-                return Err(Error::Config("domainname set without a new uts namespace".into()));
+                return Err(Error::Config(
+                    "domainname set without a new uts namespace".into(),
+                ));
             }
             Some(cstr(h, "domainname")?)
         }
@@ -655,11 +740,19 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     // The process.
     let cwd = process.cwd();
     if !cwd.is_absolute() {
-        return Err(Error::Config(format!("process.cwd {cwd:?} must be absolute")));
+        return Err(Error::Config(format!(
+            "process.cwd {cwd:?} must be absolute"
+        )));
     }
     let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let env_c = env.iter().map(|e| cstr(e, "env")).collect::<Result<Vec<_>>>()?;
-    let argv = args.iter().map(|a| cstr(a, "arg")).collect::<Result<Vec<_>>>()?;
+    let env_c = env
+        .iter()
+        .map(|e| cstr(e, "env"))
+        .collect::<Result<Vec<_>>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstr(a, "arg"))
+        .collect::<Result<Vec<_>>>()?;
     let exec_candidates = exec_candidates(&args[0], &env)
         .into_iter()
         .map(|c| cstr(c, "exec path"))
@@ -668,7 +761,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut rlimits = Vec::new();
     for r in process.rlimits().iter().flatten() {
         if r.soft() > r.hard() {
-            return Err(Error::Config(format!("rlimit {:?}: soft limit above hard limit", r.typ())));
+            return Err(Error::Config(format!(
+                "rlimit {:?}: soft limit above hard limit",
+                r.typ()
+            )));
         }
         rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
     }
@@ -712,17 +808,34 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
                 last_cap,
             })
         }
-        None => Some(Caps { bounding: 0, effective: 0, permitted: 0, inheritable: 0, ambient: 0, last_cap }),
+        None => Some(Caps {
+            bounding: 0,
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+            ambient: 0,
+            last_cap,
+        }),
     };
     let user = process.user();
     let seccomp = match linux.seccomp() {
-        Some(s) => Some(crate::seccomp::compile(s).map_err(|e| Error::Config(format!("seccomp: {e}")))?),
+        Some(s) => {
+            Some(crate::seccomp::compile(s).map_err(|e| Error::Config(format!("seccomp: {e}")))?)
+        }
         None => None,
     };
     let (create_container_hooks, start_container_hooks) = match (opts.kind, spec.hooks()) {
         (Kind::Init, Some(h)) => (
-            h.create_container().iter().flatten().map(build_hook).collect::<Result<Vec<_>>>()?,
-            h.start_container().iter().flatten().map(build_hook).collect::<Result<Vec<_>>>()?,
+            h.create_container()
+                .iter()
+                .flatten()
+                .map(build_hook)
+                .collect::<Result<Vec<_>>>()?,
+            h.start_container()
+                .iter()
+                .flatten()
+                .map(build_hook)
+                .collect::<Result<Vec<_>>>()?,
         ),
         _ => (Vec::new(), Vec::new()),
     };
@@ -741,7 +854,9 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         (None, None)
     };
     if user_ns && (uid_map.is_none() || gid_map.is_none()) {
-        return Err(Error::Config("a new user namespace needs uidMappings and gidMappings".into()));
+        return Err(Error::Config(
+            "a new user namespace needs uidMappings and gidMappings".into(),
+        ));
     }
 
     Ok(Plan {
@@ -772,7 +887,9 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         personality,
         terminal,
         console_socket: opts.console_socket,
-        console_size: process.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+        console_size: process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16)),
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
@@ -780,7 +897,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         caps,
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         seccomp,
-        oom_score_adj: process.oom_score_adj().map(|v| cstr(v.to_string(), "oom")).transpose()?,
+        oom_score_adj: process
+            .oom_score_adj()
+            .map(|v| cstr(v.to_string(), "oom"))
+            .transpose()?,
         arg0: cstr(&args[0], "arg0")?,
         exec_candidates,
         argv_ptrs: ptrs(&argv),
@@ -813,8 +933,14 @@ mod tests {
     #[test]
     fn mount_options_map_to_flags() {
         assert_eq!(mount_option("ro"), Some((libc::MS_RDONLY, 0, 0)));
-        assert_eq!(mount_option("rbind"), Some((libc::MS_BIND | libc::MS_REC, 0, 0)));
-        assert_eq!(mount_option("rslave"), Some((0, 0, libc::MS_SLAVE | libc::MS_REC)));
+        assert_eq!(
+            mount_option("rbind"),
+            Some((libc::MS_BIND | libc::MS_REC, 0, 0))
+        );
+        assert_eq!(
+            mount_option("rslave"),
+            Some((0, 0, libc::MS_SLAVE | libc::MS_REC))
+        );
         assert_eq!(mount_option("mode=755"), None);
         assert!(propagation_flags("rprivate").is_ok());
         assert!(propagation_flags("ro").is_err());

@@ -212,7 +212,14 @@ pub fn send(fd: i32, msg: &Msg) -> Result<(), Errno> {
     let p = msg as *const Msg as *const u8;
     let bytes = unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<Msg>()) };
     loop {
-        let n = unsafe { libc::send(fd, bytes.as_ptr() as *const _, bytes.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes.as_ptr() as *const _,
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
         if n >= 0 {
             return Ok(());
         }
@@ -250,7 +257,12 @@ pub fn recv_payload(fd: i32, buf: &mut [u8]) -> Result<usize, Errno> {
 /// Send a payload (parent side).
 pub fn send_payload(fd: &OwnedFd, data: &[u8]) -> Result<(), Errno> {
     let n = unsafe {
-        libc::send(fd.as_raw_fd(), data.as_ptr() as *const _, data.len(), libc::MSG_NOSIGNAL)
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr() as *const _,
+            data.len(),
+            libc::MSG_NOSIGNAL,
+        )
     };
     if n < 0 {
         Err(Errno::last())

@@ -106,7 +106,12 @@ pub fn open(path: *const c_char, flags: c_int, mode: libc::mode_t) -> SysResult<
     check_int(unsafe { libc::open(path, flags | libc::O_CLOEXEC, mode) })
 }
 
-pub fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: libc::mode_t) -> SysResult<c_int> {
+pub fn openat(
+    dir: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: libc::mode_t,
+) -> SysResult<c_int> {
     check_int(unsafe { libc::openat(dir, path, flags | libc::O_CLOEXEC, mode) })
 }
 
@@ -135,7 +140,12 @@ pub fn mkdirat(dir: c_int, name: *const c_char, mode: libc::mode_t) -> SysResult
     }
 }
 
-pub fn mknodat(dir: c_int, name: *const c_char, mode: libc::mode_t, dev: libc::dev_t) -> SysResult<()> {
+pub fn mknodat(
+    dir: c_int,
+    name: *const c_char,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> SysResult<()> {
     check_int(unsafe { libc::mknodat(dir, name, mode, dev) }).map(drop)
 }
 
@@ -146,7 +156,13 @@ pub fn symlinkat(target: *const c_char, dir: c_int, name: *const c_char) -> SysR
     }
 }
 
-pub fn fchownat(dir: c_int, name: *const c_char, uid: u32, gid: u32, flags: c_int) -> SysResult<()> {
+pub fn fchownat(
+    dir: c_int,
+    name: *const c_char,
+    uid: u32,
+    gid: u32,
+    flags: c_int,
+) -> SysResult<()> {
     check_int(unsafe { libc::fchownat(dir, name, uid, gid, flags) }).map(drop)
 }
 
@@ -232,8 +248,17 @@ pub fn read(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
 
 pub fn fork() -> SysResult<libc::pid_t> {
     // The raw syscall: no atfork handlers, nothing but the kernel's copy.
-    check(unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0usize, 0usize, 0usize, 0usize) })
-        .map(|p| p as libc::pid_t)
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })
+    .map(|p| p as libc::pid_t)
 }
 
 pub fn waitpid(pid: libc::pid_t, flags: c_int) -> SysResult<(libc::pid_t, c_int)> {
@@ -294,7 +319,8 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>
             inheritable: (inheritable >> 32) as u32,
         },
     ];
-    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) }).map(drop)
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
+        .map(drop)
 }
 
 /// Close every fd from `first` up, except those in `keep` (sorted).
@@ -315,7 +341,8 @@ pub fn close_all_but(first: u32, keep: &[i32]) -> SysResult<()> {
 
 pub fn close_range_cloexec(first: u32) -> SysResult<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(drop)
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })
+        .map(drop)
 }
 
 pub fn clear_cloexec(fd: c_int) -> SysResult<()> {

@@ -201,8 +201,7 @@ impl Asm {
 
 /// Offset of a jump at `from` to `to` (relative to the instruction after).
 fn forward(from: usize, to: usize) -> usize {
-    to.checked_sub(from + 1)
-        .expect("BPF jumps must go forward")
+    to.checked_sub(from + 1).expect("BPF jumps must go forward")
 }
 
 fn offset32(from: usize, to: usize) -> u32 {

@@ -161,7 +161,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
     }
     let default = action_value(profile.default_action(), profile.default_errno_ret(), None)?;
     let flags = filter_flags(profile.flags().as_deref().unwrap_or_default());
-    let arches = Arches::new(profile.architectures().as_deref().unwrap_or_default(), default);
+    let arches = Arches::new(
+        profile.architectures().as_deref().unwrap_or_default(),
+        default,
+    );
 
     let entries = profile.syscalls().as_deref().unwrap_or_default();
     // runc refuses NOTIFY anywhere before looking at anything else.
@@ -316,7 +319,10 @@ enum CmpOp {
     Ge(u64),
     Gt(u64),
     /// `(arg & mask) == value`
-    MaskedEq { mask: u64, value: u64 },
+    MaskedEq {
+        mask: u64,
+        value: u64,
+    },
 }
 
 fn cmp_op(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> CmpOp {

@@ -338,8 +338,5 @@ pub fn resolve(name: &str) -> Option<u32> {
 
 /// Every `(name, number)` pair of the host table.
 pub fn all() -> impl Iterator<Item = (&'static str, u32)> {
-    table::FROM_LIBC
-        .iter()
-        .chain(table::EXTRA.iter())
-        .copied()
+    table::FROM_LIBC.iter().chain(table::EXTRA.iter()).copied()
 }

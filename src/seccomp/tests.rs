@@ -61,7 +61,9 @@ fn run(prog: &[sock_filter], d: &Data) -> u32 {
     let mut a: u32 = 0;
     let mut pc = 0usize;
     loop {
-        let i = prog.get(pc).unwrap_or_else(|| panic!("pc {pc} out of program"));
+        let i = prog
+            .get(pc)
+            .unwrap_or_else(|| panic!("pc {pc} out of program"));
         pc += 1;
         match i.code {
             LD_W_ABS => a = word(d, i.k),
@@ -281,14 +283,20 @@ fn invalid_input_is_rejected() {
                       "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]
     })))
     .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgIndex { index: 6, .. }), "{err}");
+    assert!(
+        matches!(err, Error::InvalidArgIndex { index: 6, .. }),
+        "{err}"
+    );
 
     let err = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]
     })))
     .unwrap_err();
-    assert!(matches!(err, Error::InvalidErrnoRet { value: 70000, .. }), "{err}");
+    assert!(
+        matches!(err, Error::InvalidErrnoRet { value: 70000, .. }),
+        "{err}"
+    );
 
     let err = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
@@ -373,12 +381,20 @@ fn arg_ops_compare_full_64_bit_values() {
             args.extend(probes(v2));
             args.push(v2 | !v);
             for a in args {
-                let want = if reference(a, v, v2) { errno(99) } else { ALLOW };
+                let want = if reference(a, v, v2) {
+                    errno(99)
+                } else {
+                    ALLOW
+                };
                 let got = eval(&p, "personality", [0, 0, 0, a, 0, 0]);
                 assert_eq!(got, want, "{op} value={v:#x} valueTwo={v2:#x} arg={a:#x}");
                 // Other arguments are not looked at.
                 let got = eval(&p, "personality", [a, a, a, 0x5555, a, a]);
-                let want = if reference(0x5555, v, v2) { errno(99) } else { ALLOW };
+                let want = if reference(0x5555, v, v2) {
+                    errno(99)
+                } else {
+                    ALLOW
+                };
                 assert_eq!(got, want, "{op} on the wrong argument");
             }
         }
@@ -543,9 +559,15 @@ fn other_arches_never_get_native_rules() {
         assert_eq!(run(listed.instructions(), &foreign(arch, getpid)), errno(1));
         assert_eq!(run(listed.instructions(), &foreign(arch, 20)), errno(1));
         // Not listed: killed.
-        assert_eq!(run(unlisted.instructions(), &foreign(arch, getpid)), KILL_PROCESS);
+        assert_eq!(
+            run(unlisted.instructions(), &foreign(arch, getpid)),
+            KILL_PROCESS
+        );
     }
-    assert_eq!(run(unlisted.instructions(), &foreign(0xdead_beef, 0)), KILL_PROCESS);
+    assert_eq!(
+        run(unlisted.instructions(), &foreign(0xdead_beef, 0)),
+        KILL_PROCESS
+    );
     assert_eq!(eval(&listed, "getpid", [0; 6]), ALLOW);
 
     // A permissive default would let a foreign ABI bypass deny rules: killed.
@@ -628,7 +650,9 @@ fn every_syscall_of_the_table_dispatches_correctly() {
 fn long_rule_chains_use_far_jumps_correctly() {
     // 8 syscalls in one leaf, each with 100 alternatives: the jumps from the
     // leaf's tests to the bodies are far beyond 255 instructions.
-    let names = ["read", "write", "open", "close", "stat", "fstat", "lstat", "poll"];
+    let names = [
+        "read", "write", "open", "close", "stat", "fstat", "lstat", "poll",
+    ];
     let mut entries = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for v in 0..100u64 {
@@ -665,8 +689,10 @@ fn oversized_filter_is_an_error() {
             })
         })
         .collect();
-    let err = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": entries})))
-        .unwrap_err();
+    let err = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": entries}),
+    ))
+    .unwrap_err();
     assert!(matches!(err, Error::TooLarge { len } if len > MAX_INSTRUCTIONS));
 }
 
@@ -945,70 +971,370 @@ fn child_x32_syscalls_get_the_listed_arch_action_or_die() {
 /// The allow list of a docker-like default profile (moby's default.json,
 /// unconditional part), plus its conditional entries.
 const DOCKER_ALLOW: &[&str] = &[
-    "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat",
-    "capget", "capset", "chdir", "chmod", "chown", "chown32", "clock_adjtime",
-    "clock_adjtime64", "clock_getres", "clock_getres_time64", "clock_gettime",
-    "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64", "close",
-    "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3",
-    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait",
-    "epoll_pwait2", "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "execve",
-    "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64",
-    "fadvise64_64", "fallocate", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
-    "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync",
-    "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat",
-    "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate",
-    "ftruncate64", "futex", "futex_requeue", "futex_time64", "futex_wait",
-    "futex_waitv", "futex_wake", "futimesat", "getcpu", "getcwd", "getdents",
-    "getdents64", "getegid", "getegid32", "geteuid", "geteuid32", "getgid",
-    "getgid32", "getgroups", "getgroups32", "getitimer", "getpeername", "getpgid",
-    "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid",
-    "getresgid32", "getresuid", "getresuid32", "getrlimit", "get_robust_list",
-    "getrusage", "getsid", "getsockname", "getsockopt", "get_thread_area", "gettid",
-    "gettimeofday", "getuid", "getuid32", "getxattr", "getxattrat", "inotify_add_watch",
-    "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl",
-    "io_destroy", "io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get",
-    "ioprio_set", "io_setup", "io_submit", "ipc", "kill", "landlock_add_rule",
-    "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lchown32",
-    "lgetxattr", "link", "linkat", "listen", "listmount", "listxattr", "listxattrat",
-    "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64",
-    "madvise", "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret",
-    "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall",
-    "mmap", "mmap2", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
-    "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend", "mq_timedsend_time64",
-    "mq_unlink", "mremap", "mseal", "msgctl", "msgget", "msgrcv", "msgsnd", "msync",
-    "munlock", "munlockall", "munmap", "name_to_handle_at", "nanosleep", "newfstatat",
-    "_newselect", "open", "openat", "openat2", "pause", "pidfd_open", "pidfd_send_signal",
-    "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll",
-    "ppoll_time64", "prctl", "pread64", "preadv", "preadv2", "prlimit64",
-    "process_mrelease", "pselect6", "pselect6_time64", "pwrite64", "pwritev",
-    "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv", "recv",
-    "recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "remap_file_pages",
-    "removexattr", "removexattrat", "rename", "renameat", "renameat2", "restart_syscall",
-    "rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask",
-    "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
-    "rt_sigtimedwait_time64", "rt_tgsigqueueinfo", "sched_getaffinity",
-    "sched_getattr", "sched_getparam", "sched_get_priority_max",
-    "sched_get_priority_min", "sched_getscheduler", "sched_rr_get_interval",
-    "sched_rr_get_interval_time64", "sched_setaffinity", "sched_setattr",
-    "sched_setparam", "sched_setscheduler", "sched_yield", "seccomp", "select",
-    "semctl", "semget", "semop", "semtimedop", "semtimedop_time64", "send",
-    "sendfile", "sendfile64", "sendmmsg", "sendmsg", "sendto", "setfsgid",
-    "setfsgid32", "setfsuid", "setfsuid32", "setgid", "setgid32", "setgroups",
-    "setgroups32", "setitimer", "setpgid", "setpriority", "setregid", "setregid32",
-    "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32",
-    "setrlimit", "set_robust_list", "setsid", "setsockopt", "set_thread_area",
-    "set_tid_address", "setuid", "setuid32", "setxattr", "setxattrat", "shmat",
-    "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4",
-    "sigprocmask", "sigreturn", "socketcall", "socketpair", "splice", "stat", "stat64",
-    "statfs", "statfs64", "statmount", "statx", "symlink", "symlinkat", "sync",
-    "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
-    "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64",
-    "timer_settime", "timer_settime64", "timerfd_create", "timerfd_gettime",
-    "timerfd_gettime64", "timerfd_settime", "timerfd_settime64", "times", "tkill",
-    "truncate", "truncate64", "ugetrlimit", "umask", "uname", "unlink", "unlinkat",
-    "uretprobe", "utime", "utimensat", "utimensat_time64", "utimes", "vfork",
-    "vmsplice", "wait4", "waitid", "waitpid", "write", "writev", "arch_prctl",
-    "modify_ldt", "clone", "clone3",
+    "accept",
+    "accept4",
+    "access",
+    "adjtimex",
+    "alarm",
+    "bind",
+    "brk",
+    "cachestat",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chown32",
+    "clock_adjtime",
+    "clock_adjtime64",
+    "clock_getres",
+    "clock_getres_time64",
+    "clock_gettime",
+    "clock_gettime64",
+    "clock_nanosleep",
+    "clock_nanosleep_time64",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_ctl_old",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "epoll_wait_old",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fadvise64_64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchown32",
+    "fchownat",
+    "fcntl",
+    "fcntl64",
+    "fdatasync",
+    "fgetxattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstat64",
+    "fstatat64",
+    "fstatfs",
+    "fstatfs64",
+    "fsync",
+    "ftruncate",
+    "ftruncate64",
+    "futex",
+    "futex_requeue",
+    "futex_time64",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futimesat",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "getegid32",
+    "geteuid",
+    "geteuid32",
+    "getgid",
+    "getgid32",
+    "getgroups",
+    "getgroups32",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresgid32",
+    "getresuid",
+    "getresuid32",
+    "getrlimit",
+    "get_robust_list",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "get_thread_area",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getuid32",
+    "getxattr",
+    "getxattrat",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "ioctl",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "io_pgetevents_time64",
+    "ioprio_get",
+    "ioprio_set",
+    "io_setup",
+    "io_submit",
+    "ipc",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lchown32",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listmount",
+    "listxattr",
+    "listxattrat",
+    "llistxattr",
+    "_llseek",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lstat",
+    "lstat64",
+    "madvise",
+    "map_shadow_stack",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedreceive_time64",
+    "mq_timedsend",
+    "mq_timedsend_time64",
+    "mq_unlink",
+    "mremap",
+    "mseal",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "name_to_handle_at",
+    "nanosleep",
+    "newfstatat",
+    "_newselect",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "ppoll_time64",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_mrelease",
+    "pselect6",
+    "pselect6_time64",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmmsg_time64",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "removexattrat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_sigtimedwait_time64",
+    "rt_tgsigqueueinfo",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_rr_get_interval_time64",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semtimedop_time64",
+    "send",
+    "sendfile",
+    "sendfile64",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "setfsgid",
+    "setfsgid32",
+    "setfsuid",
+    "setfsuid32",
+    "setgid",
+    "setgid32",
+    "setgroups",
+    "setgroups32",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setregid32",
+    "setresgid",
+    "setresgid32",
+    "setresuid",
+    "setresuid32",
+    "setreuid",
+    "setreuid32",
+    "setrlimit",
+    "set_robust_list",
+    "setsid",
+    "setsockopt",
+    "set_thread_area",
+    "set_tid_address",
+    "setuid",
+    "setuid32",
+    "setxattr",
+    "setxattrat",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "sigprocmask",
+    "sigreturn",
+    "socketcall",
+    "socketpair",
+    "splice",
+    "stat",
+    "stat64",
+    "statfs",
+    "statfs64",
+    "statmount",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_gettime64",
+    "timer_settime",
+    "timer_settime64",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_gettime64",
+    "timerfd_settime",
+    "timerfd_settime64",
+    "times",
+    "tkill",
+    "truncate",
+    "truncate64",
+    "ugetrlimit",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "uretprobe",
+    "utime",
+    "utimensat",
+    "utimensat_time64",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "waitpid",
+    "write",
+    "writev",
+    "arch_prctl",
+    "modify_ldt",
+    "clone",
+    "clone3",
 ];
 
 fn docker_like() -> LinuxSeccomp {
@@ -1060,14 +1386,21 @@ fn child_docker_like_profile_loads_and_filters() {
         if sys(libc::SYS_syslog, 10, 0) != Err(libc::EPERM) {
             return 2;
         }
-        match sys(libc::SYS_socket, libc::AF_UNIX as u64, libc::SOCK_STREAM as u64) {
+        match sys(
+            libc::SYS_socket,
+            libc::AF_UNIX as u64,
+            libc::SOCK_STREAM as u64,
+        ) {
             Ok(fd) => {
                 let _ = sys(libc::SYS_close, fd as u64, 0);
             }
             Err(_) => return 3,
         }
-        if sys(libc::SYS_socket, libc::AF_VSOCK as u64, libc::SOCK_STREAM as u64)
-            != Err(libc::EPERM)
+        if sys(
+            libc::SYS_socket,
+            libc::AF_VSOCK as u64,
+            libc::SOCK_STREAM as u64,
+        ) != Err(libc::EPERM)
         {
             return 4;
         }

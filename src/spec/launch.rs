@@ -47,7 +47,11 @@ impl ImageProcess {
         let c = &v["config"];
         let list = |k: &str| -> Vec<String> {
             c[k].as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(String::from);
@@ -133,7 +137,10 @@ fn cap_name(c: &str) -> String {
 
 /// Resolve "name", "uid", "uid:gid", "name:group" against the image's
 /// /etc/passwd and /etc/group (`etc` is the first lower dir that has them).
-pub fn resolve_user(user: &str, etc: &dyn Fn(&str) -> Option<String>) -> Result<(u32, u32, Vec<u32>), Error> {
+pub fn resolve_user(
+    user: &str,
+    etc: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u32, u32, Vec<u32>), Error> {
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -142,15 +149,25 @@ pub fn resolve_user(user: &str, etc: &dyn Fn(&str) -> Option<String>) -> Result<
     let group = etc("group").unwrap_or_default();
     let (uid, mut gid, name) = if let Ok(uid) = u.parse::<u32>() {
         let entry = passwd.lines().find(|l| l.split(':').nth(2) == Some(u));
-        let gid = entry.and_then(|l| l.split(':').nth(3)).and_then(|g| g.parse().ok()).unwrap_or(0);
-        (uid, gid, entry.and_then(|l| l.split(':').next()).map(String::from))
+        let gid = entry
+            .and_then(|l| l.split(':').nth(3))
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0);
+        (
+            uid,
+            gid,
+            entry.and_then(|l| l.split(':').next()).map(String::from),
+        )
     } else {
         let entry = passwd
             .lines()
             .find(|l| l.split(':').next() == Some(u))
             .ok_or_else(|| bad("--user", user, "no such user in the image's /etc/passwd"))?;
         let f: Vec<&str> = entry.split(':').collect();
-        let uid = f.get(2).and_then(|v| v.parse().ok()).ok_or_else(|| bad("--user", user, "bad passwd entry"))?;
+        let uid = f
+            .get(2)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("--user", user, "bad passwd entry"))?;
         let gid = f.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
         (uid, gid, Some(u.to_string()))
     };
@@ -235,7 +252,8 @@ pub fn config(
         return Err(Error::NoCommand);
     }
 
-    let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
     for e in &img.env {
         set_env(&mut env, e);
     }
@@ -312,7 +330,13 @@ pub fn config(
                 no_new_privs = !matches!(v, "false" | "0");
             }
             None if s == "no-new-privileges" => no_new_privs = true,
-            _ => return Err(bad("--security-opt", s, "use seccomp=FILE|unconfined or no-new-privileges[=true|false]")),
+            _ => {
+                return Err(bad(
+                    "--security-opt",
+                    s,
+                    "use seccomp=FILE|unconfined or no-new-privileges[=true|false]",
+                ))
+            }
         }
     }
 
@@ -331,7 +355,9 @@ pub fn config(
         }
         let mut options = vec!["nosuid".to_string(), "nodev".to_string()];
         options.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
-        mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options}));
+        mounts.push(
+            json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options}),
+        );
     }
     for v in &o.volumes {
         let parts: Vec<&str> = v.split(':').collect();
@@ -355,7 +381,13 @@ pub fn config(
                            "options": ["rbind", ro, "nosuid", "nodev", "rprivate"]}));
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"}), json!({"type": "cgroup"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
     if o.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
@@ -365,7 +397,9 @@ pub fn config(
         resources["memory"] = json!({"limit": bytes});
     }
     if let Some(c) = &o.cpus {
-        let cpus: f64 = c.parse().map_err(|_| bad("--cpus", c, "use a number like 0.5"))?;
+        let cpus: f64 = c
+            .parse()
+            .map_err(|_| bad("--cpus", c, "use a number like 0.5"))?;
         if cpus <= 0.0 {
             return Err(bad("--cpus", c, "must be positive"));
         }
@@ -425,17 +459,36 @@ mod tests {
     #[test]
     fn entrypoint_and_cmd_follow_docker() {
         let img = image();
-        let c = config(&img, &LaunchOptions::default(), Path::new("/r"), &no_etc, json!({})).unwrap();
+        let c = config(
+            &img,
+            &LaunchOptions::default(),
+            Path::new("/r"),
+            &no_etc,
+            json!({}),
+        )
+        .unwrap();
         assert_eq!(c["process"]["args"], json!(["/app", "--serve"]));
-        let o = LaunchOptions { command: vec!["x".into()], ..Default::default() };
+        let o = LaunchOptions {
+            command: vec!["x".into()],
+            ..Default::default()
+        };
         let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
         assert_eq!(c["process"]["args"], json!(["/app", "x"]));
-        let o = LaunchOptions { entrypoint: Some("/sh".into()), ..Default::default() };
+        let o = LaunchOptions {
+            entrypoint: Some("/sh".into()),
+            ..Default::default()
+        };
         let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
         assert_eq!(c["process"]["args"], json!(["/sh"]));
         let empty = ImageProcess::default();
         assert!(matches!(
-            config(&empty, &LaunchOptions::default(), Path::new("/r"), &no_etc, json!({})),
+            config(
+                &empty,
+                &LaunchOptions::default(),
+                Path::new("/r"),
+                &no_etc,
+                json!({})
+            ),
             Err(Error::NoCommand)
         ));
     }
@@ -453,54 +506,98 @@ mod tests {
             network: Network::Host,
             ..Default::default()
         };
-        let c = config(&image(), &o, Path::new("/r"), &no_etc, json!({"defaultAction": "SCMP_ACT_ERRNO"})).unwrap();
+        let c = config(
+            &image(),
+            &o,
+            Path::new("/r"),
+            &no_etc,
+            json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+        )
+        .unwrap();
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["cwd"], "/srv");
         assert_eq!(c["process"]["user"]["uid"], 1000);
         let env = c["process"]["env"].as_array().unwrap();
-        assert!(env.contains(&json!("A=2")) && env.contains(&json!("B=3")) && env.contains(&json!("PATH=/bin")));
+        assert!(
+            env.contains(&json!("A=2"))
+                && env.contains(&json!("B=3"))
+                && env.contains(&json!("PATH=/bin"))
+        );
         assert!(!env.contains(&json!("A=1")));
         assert_eq!(c["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(c["linux"]["resources"]["cpu"]["quota"], 50000);
         assert_eq!(c["linux"]["resources"]["pids"]["limit"], 20);
-        assert_eq!(c["process"]["capabilities"]["bounding"], json!(["CAP_NET_BIND_SERVICE"]));
+        assert_eq!(
+            c["process"]["capabilities"]["bounding"],
+            json!(["CAP_NET_BIND_SERVICE"])
+        );
         assert_eq!(c["process"]["noNewPrivileges"], true);
         assert!(c["linux"]["seccomp"].is_object());
         let ns = c["linux"]["namespaces"].as_array().unwrap();
-        assert!(!ns.contains(&json!({"type": "network"})), "--network host keeps the host's");
-        let tmp = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/tmp").unwrap();
+        assert!(
+            !ns.contains(&json!({"type": "network"})),
+            "--network host keeps the host's"
+        );
+        let tmp = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/tmp")
+            .unwrap();
         assert_eq!(tmp["options"], json!(["nosuid", "nodev", "size=1m"]));
     }
 
     #[test]
     fn security_opts_and_volumes() {
         let o = LaunchOptions {
-            security_opts: vec!["seccomp=unconfined".into(), "no-new-privileges=false".into()],
+            security_opts: vec![
+                "seccomp=unconfined".into(),
+                "no-new-privileges=false".into(),
+            ],
             volumes: vec!["/tmp:/data:ro".into()],
             ..Default::default()
         };
         let c = config(&image(), &o, Path::new("/r"), &no_etc, json!({})).unwrap();
         assert!(c["linux"].get("seccomp").is_none());
         assert_eq!(c["process"]["noNewPrivileges"], false);
-        let v = c["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/data").unwrap();
+        let v = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap();
         assert_eq!(v["options"][1], "ro");
         for bad_vol in ["/tmp", "rel:/data", "/tmp:/data:rx", "/does/not/exist:/x"] {
-            let o = LaunchOptions { volumes: vec![bad_vol.into()], ..Default::default() };
-            assert!(config(&image(), &o, Path::new("/r"), &no_etc, json!({})).is_err(), "{bad_vol}");
+            let o = LaunchOptions {
+                volumes: vec![bad_vol.into()],
+                ..Default::default()
+            };
+            assert!(
+                config(&image(), &o, Path::new("/r"), &no_etc, json!({})).is_err(),
+                "{bad_vol}"
+            );
         }
     }
 
     #[test]
     fn users_resolve_against_the_image() {
         let etc = |f: &str| match f {
-            "passwd" => Some("root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n".to_string()),
+            "passwd" => Some(
+                "root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n".to_string(),
+            ),
             "group" => Some("root:x:0:\naudio:x:29:user\nuser:x:1000:\nstaff:x:50:\n".to_string()),
             _ => None,
         };
         assert_eq!(resolve_user("user", &etc).unwrap(), (1000, 1000, vec![29]));
         assert_eq!(resolve_user("1000", &etc).unwrap(), (1000, 1000, vec![29]));
-        assert_eq!(resolve_user("user:staff", &etc).unwrap(), (1000, 50, vec![29]));
-        assert_eq!(resolve_user("4242:4343", &etc).unwrap(), (4242, 4343, vec![]));
+        assert_eq!(
+            resolve_user("user:staff", &etc).unwrap(),
+            (1000, 50, vec![29])
+        );
+        assert_eq!(
+            resolve_user("4242:4343", &etc).unwrap(),
+            (4242, 4343, vec![])
+        );
         assert!(resolve_user("nobody-here", &etc).is_err());
     }
 

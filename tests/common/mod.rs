@@ -99,7 +99,11 @@ impl Env {
     }
 
     pub fn mica(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).stdin(Stdio::null()).output().expect("run mica")
+        self.cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mica")
     }
 
     /// A bundle with the default `mica spec` config, the given rootfs
@@ -112,13 +116,22 @@ impl Env {
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "mica spec: {}", String::from_utf8_lossy(&out.stderr));
-        let mut cfg: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        assert!(
+            out.status.success(),
+            "mica spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cfg: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         cfg["root"]["path"] = json!(fixtures().join(rootfs));
         cfg["process"]["terminal"] = json!(false);
         cfg["process"]["args"] = json!(args);
         edit(&mut cfg);
-        std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec_pretty(&cfg).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -152,7 +165,11 @@ impl Env {
 
     pub fn state(&self, id: &str) -> Value {
         let out = self.mica(&["state", id]);
-        assert!(out.status.success(), "state {id}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
@@ -166,8 +183,11 @@ impl Drop for Env {
 }
 
 pub fn parse_probe(out: &str) -> Value {
-    let start = out.find('{').unwrap_or_else(|| panic!("no JSON in probe output: {out:?}"));
-    serde_json::from_str(out[start..].trim()).unwrap_or_else(|e| panic!("bad probe JSON ({e}): {out}"))
+    let start = out
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON in probe output: {out:?}"));
+    serde_json::from_str(out[start..].trim())
+        .unwrap_or_else(|e| panic!("bad probe JSON ({e}): {out}"))
 }
 
 /// This test process's own cgroup in a v1 hierarchy (or v2 with "").
