@@ -281,6 +281,18 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
     .map_err(fail(Step::MakePrivate, NO_DETAIL))?;
     let rootfs = plan.rootfs.as_ptr();
     let rdetail = plan.rootfs.to_bytes();
+    if let Some(data) = &plan.rootfs_overlay {
+        // An image's layers, stacked read-only: overlayfs with no upper dir
+        // cannot be written, even by a remount.
+        sys::mount(
+            c"overlay".as_ptr(),
+            rootfs,
+            c"overlay".as_ptr(),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr() as *const _,
+        )
+        .map_err(fail(Step::BindRootfs, b"overlay of the image layers"))?;
+    }
     sys::mount(rootfs, rootfs, null(), libc::MS_BIND | libc::MS_REC, null())
         .map_err(fail(Step::BindRootfs, rdetail))?;
     let root = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)

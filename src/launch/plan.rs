@@ -79,6 +79,9 @@ pub struct Plan {
     pub user_ns: bool,
 
     pub rootfs: CString,
+    /// `lowerdir=A:B:...` when the root is an overlay of read-only image
+    /// layers (top first), mounted on `rootfs` in the container's namespace.
+    pub rootfs_overlay: Option<CString>,
     pub rootfs_propagation: libc::c_ulong,
     pub readonly_root: bool,
     pub no_pivot: bool,
@@ -434,6 +437,27 @@ fn id_map(m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>) -> Option<String> 
     )
 }
 
+/// Annotation naming the read-only layer dirs (top first, ':'-separated)
+/// that make the root: `mica launch` sets it; the root is their overlay.
+pub const LOWERDIRS_ANNOTATION: &str = "org.mica.rootfs.lowerdirs";
+
+fn overlay_data(dirs: &str) -> Result<CString> {
+    let list: Vec<&str> = dirs.split(':').filter(|d| !d.is_empty()).collect();
+    if list.len() < 2 {
+        return Err(Error::Config(format!(
+            "{LOWERDIRS_ANNOTATION} needs at least two layer dirs (one layer is a plain root.path)"
+        )));
+    }
+    for d in &list {
+        if !d.starts_with('/') || d.contains(',') || !Path::new(d).is_dir() {
+            return Err(Error::Config(format!(
+                "{LOWERDIRS_ANNOTATION}: layer dir {d:?} is not an absolute, existing directory"
+            )));
+        }
+    }
+    cstr(format!("lowerdir={}", list.join(":")), "layer dirs")
+}
+
 pub struct Options<'a> {
     pub kind: Kind,
     pub bundle: &'a Path,
@@ -610,6 +634,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         PathBuf::from("/")
     };
     let readonly_root = root.and_then(|r| r.readonly()).unwrap_or(false);
+    let rootfs_overlay = match spec.annotations().as_ref().and_then(|a| a.get(LOWERDIRS_ANNOTATION)) {
+        Some(dirs) if opts.kind == Kind::Init => Some(overlay_data(dirs)?),
+        _ => None,
+    };
     let rootfs_propagation = match linux.rootfs_propagation() {
         Some(p) if !p.is_empty() => propagation_flags(p)?,
         _ => 0,
@@ -870,6 +898,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         timens_offsets,
         user_ns,
         rootfs: path_cstr(&rootfs, "rootfs")?,
+        rootfs_overlay,
         rootfs_propagation,
         readonly_root,
         no_pivot: opts.no_pivot,
