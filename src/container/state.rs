@@ -253,8 +253,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
+        // No fsync: the state describes processes, which a reboot ends anyway
+        // (and /run is a tmpfs); the rename alone makes the write atomic.
         f.write_all(data)?;
-        f.sync_data()?;
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {
