@@ -8,9 +8,11 @@
 //! - `seccomp`: OCI seccomp profile -> BPF
 //! - `spec`: OCI configs mica generates (`mica spec`)
 
+pub mod bench;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod image;
 pub mod launch;
 pub mod log;
 pub mod seccomp;

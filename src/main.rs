@@ -2,7 +2,8 @@
 //! error line, exit with a status.
 
 use clap::Parser;
-use mica::cli::{Cli, Command, Format, LogFormat};
+use mica::cli::launch as cl;
+use mica::cli::{Cli, Command, Format, ImageCommand, LaunchArgs, LogFormat};
 use mica::container::{self, CreateOptions, ExecOptions};
 use std::process::ExitCode;
 
@@ -126,8 +127,84 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Pause { id } => container::pause(root, id).map_err(e)?,
         Command::Resume { id } => container::resume(root, id).map_err(e)?,
         Command::Features => print_json(&mica::spec::features()),
+        Command::Image { command } => image(cli.store.as_deref(), command).map_err(|f| f.message)?,
+        // Has its own exit statuses (docker's): see `launch`.
+        Command::Launch(a) => return Err(format!("launch {}: internal dispatch error", a.image)),
     }
     Ok(0)
+}
+
+fn image(store: Option<&std::path::Path>, cmd: &ImageCommand) -> Result<(), cl::Failure> {
+    let s = cl::open_store(store)?;
+    let fail = |e: mica::image::Error| cl::Failure { code: 1, message: e.to_string() };
+    match cmd {
+        ImageCommand::Import { path, name, platform } => {
+            let img = s
+                .import(path, name.as_deref(), platform.as_deref(), unsafe { libc::isatty(2) == 1 })
+                .map_err(fail)?;
+            println!("{}", img.digest);
+        }
+        ImageCommand::Ls => cl::print_images(&s.list().map_err(fail)?),
+        ImageCommand::Inspect { reference } => print_json(&s.inspect(reference).map_err(fail)?),
+        ImageCommand::Rm { reference } => s.remove(reference).map_err(fail)?,
+        ImageCommand::Tag { reference, name } => s.tag(reference, name).map_err(fail)?,
+        ImageCommand::Verify { reference } => {
+            let problems = s.verify(reference).map_err(fail)?;
+            if !problems.is_empty() {
+                for p in &problems {
+                    println!("{p}");
+                }
+                return Err(cl::Failure {
+                    code: 1,
+                    message: format!("{reference}: {} problem(s) found", problems.len()),
+                });
+            }
+            println!("{reference}: ok");
+        }
+        ImageCommand::Prune => {
+            for removed in s.prune().map_err(fail)? {
+                println!("{removed}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn launch(cli: &Cli, a: &LaunchArgs) -> ExitCode {
+    use mica::spec::launch::{LaunchOptions, Network};
+    let l = cl::Launch {
+        reference: a.image.clone(),
+        name: a.name.clone(),
+        rm: a.rm,
+        detach: a.detach,
+        platform: a.platform.clone(),
+        options: LaunchOptions {
+            command: a.command.clone(),
+            entrypoint: a.entrypoint.clone(),
+            env: a.env.clone(),
+            env_files: a.env_file.clone(),
+            volumes: a.volume.clone(),
+            tmpfs: a.tmpfs.clone(),
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+            hostname: a.hostname.clone(),
+            network: if a.network == "host" { Network::Host } else { Network::None },
+            memory: a.memory.clone(),
+            cpus: a.cpus.clone(),
+            pids_limit: a.pids_limit,
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opts: a.security_opt.clone(),
+            tty: a.tty,
+        },
+    };
+    match cl::launch(&cli.root, cli.store.as_deref(), &l) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(f) => {
+            mica::log::error(&f.message);
+            ExitCode::from(f.code as u8)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -137,6 +214,9 @@ fn main() -> ExitCode {
         cli.log_format == LogFormat::Json,
         cli.debug,
     );
+    if let Command::Launch(a) = &cli.command {
+        return launch(&cli, a);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(msg) => {

@@ -1,6 +1,8 @@
 //! The command line: runc's commands and flags, so anything that drives
 //! runc can drive mica.
 
+pub mod launch;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -29,6 +31,9 @@ pub struct Cli {
     /// Accepted for runc compatibility; ignored
     #[arg(long, hide = true)]
     pub criu: Option<String>,
+    /// Image store (default /var/lib/mica, or $MICA_STORE)
+    #[arg(long, global = true)]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -126,6 +131,108 @@ pub enum Command {
     Resume { id: String },
     /// Print what this runtime supports, as JSON
     Features,
+    /// Manage the image store: import, ls, inspect, rm, tag, verify, prune
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Run an image: from image to running process in one command
+    Launch(LaunchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Import an OCI layout dir, an oci-archive or a docker-save tarball
+    Import {
+        path: PathBuf,
+        /// NAME[:TAG] to give it
+        #[arg(long)]
+        name: Option<String>,
+        /// os/arch[/variant] to pick from a multi-platform index
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// List images: name, tag, digest, size, imported at
+    #[command(alias = "list")]
+    Ls,
+    /// Print an image's record and config as JSON
+    Inspect { reference: String },
+    /// Remove an image name (and the image when no name is left)
+    #[command(alias = "remove")]
+    Rm { reference: String },
+    /// Give an image another NAME[:TAG]
+    Tag { reference: String, name: String },
+    /// Re-hash every blob and layer file on disk and report any change
+    Verify { reference: String },
+    /// Remove layers and blobs no image uses
+    Prune,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LaunchArgs {
+    /// Container id (default: a random one)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Delete the container when its process exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Return once it started; print the id
+    #[arg(short, long)]
+    pub detach: bool,
+    /// KEY=VALUE or KEY (taken from mica's environment); repeatable
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// A file of KEY=VALUE lines
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// HOST:CONTAINER[:ro|rw] bind mount (the only writable places besides tmpfs)
+    #[arg(short, long)]
+    pub volume: Vec<String>,
+    /// PATH[:OPTIONS] tmpfs mount, e.g. /tmp:size=64m
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// USER[:GROUP] by name (from the image's /etc/passwd) or number
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Override the image's Entrypoint ("" clears it)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// none (default: a private network namespace with only loopback) or host
+    #[arg(long, value_parser = ["none", "host"], default_value = "none")]
+    pub network: String,
+    /// Memory limit, e.g. 64m
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPUs, e.g. 0.5
+    #[arg(long)]
+    pub cpus: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=FILE|unconfined, no-new-privileges[=true|false]
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep stdin attached (it always is; accepted for docker users)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// os/arch[/variant] when the reference is a multi-platform archive
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Image: NAME[:TAG], NAME@sha256:..., a digest, or a path to a layout/archive
+    pub image: String,
+    /// Command and arguments (replace the image's Cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -344,6 +344,12 @@ pub fn block_signals() -> nix::sys::signal::SigSet {
 /// create + start; unless detached, wait for the process, delete the
 /// container and return the process's exit status.
 pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    run_keep(root, id, opts, detach, false)
+}
+
+/// `run`; with `keep`, a foreground container is left stopped instead of
+/// deleted when its process exits (docker's default without `--rm`).
+pub fn run_keep(root: &Path, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
     let mask = block_signals();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
@@ -393,6 +399,8 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
         Some(m) => super::tty::proxy_wait(m, pid, &mask),
         None => wait_forwarding(pid, &mask),
     };
-    super::ops::delete(root, id, true)?;
+    if !keep {
+        super::ops::delete(root, id, true)?;
+    }
     Ok(code)
 }

@@ -115,8 +115,16 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
     if let Some(cg) = &st.cgroup {
         cg.destroy()?;
     }
-    dir.remove()
+    dir.remove()?;
+    // A bundle mica made for this container (`mica launch`) goes with it.
+    if st.annotations.get(BUNDLE_OWNED_ANNOTATION).map(String::as_str) == Some("true") {
+        let _ = std::fs::remove_dir_all(&st.bundle);
+    }
+    Ok(())
 }
+
+/// Set by `mica launch` on the bundles it writes: `delete` removes them.
+pub const BUNDLE_OWNED_ANNOTATION: &str = "org.mica.bundle.owned";
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let dir = Dir::open(root, id)?;

@@ -14,6 +14,7 @@ mod sync;
 mod sys;
 
 pub use error::{Error, Result};
+pub use sync::Step;
 pub use plan::{Kind, Options, Plan};
 
 use crate::cgroups::Cgroup;

@@ -1,0 +1,184 @@
+//! Throughput (starts per second with N in flight) and density (what the
+//! host spends per idle detached container).
+
+use super::contender::{Contender, Ctx};
+use super::host;
+use super::proc::{self, Output, Spawn};
+use super::report::{DensityRow, ThroughputRow};
+use super::workload::Workload;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Start `total` containers with `concurrency` in flight, for each
+/// contender in turn (alternating within each concurrency level).
+pub fn throughput(
+    ctx: &Ctx,
+    contenders: &[&Contender],
+    levels: &[usize],
+    total: usize,
+    progress: &dyn Fn(&str),
+) -> Vec<ThroughputRow> {
+    let mut rows = Vec::new();
+    for &conc in levels {
+        let conc = conc.max(1);
+        let total = total.max(conc);
+        let mut level = Vec::new();
+        for c in contenders {
+            progress(&format!("throughput: {} at concurrency {conc}", c.name));
+            let next = AtomicUsize::new(0);
+            let ok = AtomicUsize::new(0);
+            let failed = AtomicUsize::new(0);
+            let t0 = Instant::now();
+            std::thread::scope(|s| {
+                for slot in 0..conc {
+                    let (next, ok, failed) = (&next, &ok, &failed);
+                    s.spawn(move || {
+                        while next.fetch_add(1, Ordering::Relaxed) < total {
+                            match c.once(ctx, 100 + slot) {
+                                Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                                Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                            };
+                        }
+                    });
+                }
+            });
+            let secs = t0.elapsed().as_secs_f64();
+            let started = ok.load(Ordering::Relaxed);
+            level.push(ThroughputRow {
+                name: c.name.clone(),
+                concurrency: conc,
+                started,
+                failed: failed.load(Ordering::Relaxed),
+                seconds: secs,
+                per_second: if secs > 0.0 { started as f64 / secs } else { 0.0 },
+                ratio: None,
+            });
+        }
+        let base = level.iter().find(|r| r.name.starts_with("mica")).map(|r| r.per_second);
+        for r in &mut level {
+            r.ratio = base.and_then(|b| super::stats::ratio(r.per_second, b));
+        }
+        rows.extend(level);
+    }
+    rows
+}
+
+/// Our own memory cgroup's usage in bytes (v1 or v2).
+fn own_memory_usage() -> Option<u64> {
+    let h = host::hierarchies();
+    for x in &h {
+        let f = if x.v2 { "memory.current" } else { "memory.usage_in_bytes" };
+        let is_mem = if x.v2 { x.own_dir().join(f).exists() } else { x.mount.ends_with("memory") };
+        if is_mem {
+            if let Ok(s) = std::fs::read_to_string(x.own_dir().join(f)) {
+                return s.trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// VmRSS of `pid`, KiB.
+fn rss_kib(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok()))
+}
+
+/// Processes (other than us) running the binary `bin`.
+fn processes_of(bin: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|p| *p != me && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == bin))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The pids in container `id`'s memory cgroup (where a contender put it).
+fn container_pids(ctx: &Ctx, c: &Contender, id: &str, absolute: bool) -> Vec<i32> {
+    let path = ctx.cg.path(id, absolute);
+    let mut pids = Vec::new();
+    for h in &ctx.cg.hierarchies {
+        if h.v2 || !h.mount.ends_with("memory") {
+            continue;
+        }
+        let dir = if absolute { h.mount.join(path.trim_start_matches('/')) } else { h.own_dir().join(&path) };
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    let _ = c;
+    pids
+}
+
+/// Start `n` idle detached containers per contender, measure, remove them.
+pub fn density(ctx: &Ctx, contenders: &[&Contender], n: usize, idle: &Workload, progress: &dyn Fn(&str)) -> Vec<DensityRow> {
+    let mut rows = Vec::new();
+    let idle_ctx = Ctx { work: ctx.work.clone(), mica: ctx.mica.clone(), workload: idle, cg: ctx.cg, v1ns: ctx.v1ns };
+    for c in contenders {
+        let Some(bin) = c.runtime_bin(ctx) else { continue };
+        progress(&format!("density: {} x{n}", c.name));
+        let absolute = matches!(c.kind, super::contender::Kind::Oci { absolute_cgroups: true, .. });
+        std::thread::sleep(Duration::from_millis(300));
+        let avail0 = host::meminfo("MemAvailable");
+        let cg0 = own_memory_usage();
+        let mut ids = Vec::new();
+        let mut note = String::new();
+        let mut out = match Output::new(&ctx.work.join("out"), &format!("density-{}", c.idx)) {
+            Ok(o) => o,
+            Err(e) => {
+                note = format!("output files: {e}");
+                rows.push(DensityRow { name: c.name.clone(), containers: 0, note, ..Default::default() });
+                continue;
+            }
+        };
+        for k in 0..n {
+            let id = c.new_id();
+            let bundle = ctx.work.join("bundles").join(format!("density-{}-{k}", c.idx));
+            if let Err(e) = idle_ctx.workload.write_bundle(&bundle, &ctx.cg.path(&id, absolute)) {
+                note = format!("write bundle: {e}");
+                break;
+            }
+            let _ = out.reset();
+            let mut cmd = c.rt(bin, &["run", "--detach", "--bundle", &bundle.to_string_lossy(), &id]);
+            let spawn = Spawn { mount_ns: c.spawn_opts_ns(ctx), timeout: Some(super::contender::TIMEOUT), output: Some(&out) };
+            match proc::run(&mut cmd, &spawn) {
+                Ok(o) if o.ok() => ids.push(id),
+                Ok(o) => {
+                    note = format!("run --detach exited {}: {}", o.status, out.last_err_line());
+                    c.force_delete(ctx, bin, &id);
+                    break;
+                }
+                Err(e) => {
+                    note = format!("spawn: {e}");
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let avail1 = host::meminfo("MemAvailable");
+        let cg1 = own_memory_usage();
+        let procs = processes_of(bin).len();
+        let rss: u64 = ids.iter().flat_map(|id| container_pids(ctx, c, id, absolute)).filter_map(rss_kib).sum();
+        let m = ids.len();
+        let per = |d: Option<f64>| if m > 0 { d.map(|d| d / m as f64) } else { None };
+        rows.push(DensityRow {
+            name: c.name.clone(),
+            containers: m,
+            mem_available_kib: per(avail0.zip(avail1).map(|(a, b)| a as f64 - b as f64)),
+            cgroup_kib: per(cg0.zip(cg1).map(|(a, b)| (b as f64 - a as f64) / 1024.0)),
+            container_rss_kib: per(Some(rss as f64)),
+            runtime_processes: procs,
+            note,
+        });
+        for id in &ids {
+            c.force_delete(ctx, bin, id);
+        }
+    }
+    rows
+}

@@ -1,0 +1,232 @@
+//! Running a command and measuring it: wall time from spawn to the return of
+//! `wait4`, and the peak RSS `wait4` reports (the process and the children it
+//! reaped, e.g. `runc init`).
+
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What one command did.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Exit status as a shell shows it (128+N for signal N).
+    pub status: i32,
+    pub elapsed: Duration,
+    /// `ru_maxrss` in KiB.
+    pub maxrss_kib: u64,
+    pub timed_out: bool,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.status == 0 && !self.timed_out
+    }
+}
+
+/// Where a command's output goes: files, so a container that inherits them
+/// never keeps a pipe open behind our back.
+pub struct Output {
+    pub out: File,
+    pub err: File,
+}
+
+impl Output {
+    pub fn new(dir: &Path, name: &str) -> io::Result<Output> {
+        let open = |ext: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.join(format!("{name}.{ext}")))
+        };
+        Ok(Output { out: open("out")?, err: open("err")? })
+    }
+
+    /// Empty both files before the next command.
+    pub fn reset(&mut self) -> io::Result<()> {
+        for f in [&mut self.out, &mut self.err] {
+            f.set_len(0)?;
+            f.rewind()?;
+        }
+        Ok(())
+    }
+
+    fn read(f: &mut File) -> String {
+        let mut s = String::new();
+        let _ = f.rewind();
+        let _ = f.take(1 << 20).read_to_string(&mut s);
+        s
+    }
+
+    pub fn stdout(&mut self) -> String {
+        Self::read(&mut self.out)
+    }
+
+    pub fn stderr(&mut self) -> String {
+        Self::read(&mut self.err)
+    }
+
+    /// The last non-empty line of stderr (what a failure row shows).
+    pub fn last_err_line(&mut self) -> String {
+        let s = self.stderr();
+        s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    }
+}
+
+/// Options for [`run`].
+#[derive(Default)]
+pub struct Spawn<'a> {
+    /// Enter this mount namespace (an fd of `/proc/PID/ns/mnt`) before exec.
+    pub mount_ns: Option<RawFd>,
+    pub timeout: Option<Duration>,
+    pub output: Option<&'a Output>,
+}
+
+/// Spawn `cmd` (stdin from /dev/null, output to `spawn.output` or /dev/null),
+/// wait for it with `wait4` and time it. Every command is spawned the same way
+/// (fork + exec, with `PR_SET_PDEATHSIG`), so the contenders pay the same.
+pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
+    cmd.stdin(Stdio::null());
+    match spawn.output {
+        Some(o) => {
+            cmd.stdout(o.out.try_clone()?);
+            cmd.stderr(o.err.try_clone()?);
+        }
+        None => {
+            cmd.stdout(Stdio::null());
+            cmd.stderr(Stdio::null());
+        }
+    }
+    let ns = spawn.mount_ns;
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if let Some(fd) = ns {
+                if libc::setns(fd, libc::CLONE_NEWNS) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let t0 = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    // We reap it ourselves (wait4 for the rusage); std never waits for it.
+    std::mem::forget(child);
+    let mut timed_out = false;
+    if let Some(t) = spawn.timeout {
+        if !wait_exit(pid, Some(t))? {
+            timed_out = true;
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let (status, maxrss_kib) = wait4(pid)?;
+    Ok(Outcome { status, elapsed: t0.elapsed(), maxrss_kib, timed_out })
+}
+
+/// `wait4(pid)`: (status as a shell shows it, ru_maxrss in KiB).
+pub fn wait4(pid: i32) -> io::Result<(i32, u64)> {
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    };
+    Ok((code, ru.ru_maxrss.max(0) as u64))
+}
+
+/// A pidfd for any process (not only our children).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Wait until process `pid` (child or not) has exited; `false` on timeout.
+/// A pid that no longer exists counts as exited.
+pub fn wait_exit(pid: i32, timeout: Option<Duration>) -> io::Result<bool> {
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            None => -1,
+        };
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r > 0 {
+            return Ok(true);
+        }
+        if r == 0 {
+            return Ok(false);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Find `name` (a path, or a file name looked up in PATH and a few usual
+/// places such as ~/.cargo/bin).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if name.contains('/') {
+        let p = Path::new(name);
+        return exe(p).then(|| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    let mut dirs: Vec<std::path::PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        dirs.push(d.into());
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&h).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| exe(p))
+}
+
+/// First line of `bin --version` (or `bin version`), for the report.
+pub fn version(bin: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(bin).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+}
+
+/// Run a helper command to completion (not timed); Err with its stderr.
+pub fn helper(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        Err(format!("{:?} failed ({}): {line}", cmd.get_program(), out.status))
+    }
+}
