@@ -29,7 +29,8 @@ fixtures: deps
 	sh rootfs-fixtures/build.sh $(FIXTURES)
 
 # Run a bundled micro-container: a shell-less rootfs holding only our probe,
-# with a read-only root; it prints what it sees.
+# packed as an OCI image, imported into mica's store (/var/lib/mica) and
+# launched with a read-only root; it prints what it sees.
 run: release fixtures
 	sh rootfs-fixtures/demo.sh target/release/mica $(FIXTURES)/probe-only
 

@@ -1,36 +1,21 @@
 #!/bin/sh
-# demo.sh MICA ROOTFS: run a micro-container from a shell-less rootfs with a
-# read-only root, and show what the process inside sees.
+# demo.sh MICA ROOTFS: pack a shell-less rootfs (only our probe) into an OCI
+# image, import it into mica's store, and launch it: read-only root, only a
+# tmpfs writable, memory and pids limits. The probe prints what it sees.
 set -eu
 MICA=$(readlink -f "$1")
 ROOTFS=$(readlink -f "$2")
-WORK=$(mktemp -d /tmp/mica-demo.XXXXXX)
-STATE="$WORK/state"
-trap 'rm -rf "$WORK"' EXIT
-cat > "$WORK/config.json" <<JSON
-{
-  "ociVersion": "1.2.0",
-  "process": {
-    "user": {"uid": 0, "gid": 0},
-    "args": ["/mica-probe", "--write", "/tmp/scratch", "--write", "/etc/immutable", "--pretty"],
-    "env": ["PATH=/usr/bin:/bin"],
-    "cwd": "/",
-    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
-    "noNewPrivileges": true
-  },
-  "root": {"path": "$ROOTFS", "readonly": true},
-  "hostname": "micro",
-  "mounts": [
-    {"destination": "/proc", "type": "proc", "source": "proc"},
-    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=1m"]}
-  ],
-  "linux": {
-    "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-    "resources": {"memory": {"limit": 33554432}, "pids": {"limit": 16}}
-  }
-}
-JSON
-echo "== mica run (read-only root, only /tmp writable, 32 MiB, 16 pids) =="
-"$MICA" --root "$STATE" run --bundle "$WORK" demo-$$ > "$WORK/out.json"
-grep -E '"(hostname|pid|root_writable|no_new_privs|memory|pids)"|"(path|ok|errno)"' "$WORK/out.json" | head -40
-echo "== exit status: 0 =="
+OUT=$(dirname "$ROOTFS")/micro-probe.tar
+HERE=$(dirname "$0")
+
+CMD='["/mica-probe"]' sh "$HERE/make-image.sh" "$ROOTFS" "$OUT" micro/probe:latest >/dev/null
+echo "== mica image import $OUT"
+"$MICA" image import "$OUT" --name micro/probe:latest
+"$MICA" image ls
+echo
+echo "== mica launch --rm --tmpfs /tmp --memory 32m --pids-limit 16 micro/probe"
+echo "   (the probe writes /tmp/scratch and tries /etc/immutable, then reports)"
+"$MICA" launch --rm --tmpfs /tmp:size=1m --memory 32m --pids-limit 16 micro/probe -- \
+    /mica-probe --write /tmp/scratch --write /etc/immutable --pretty |
+    grep -E '"(hostname|pid|uid|no_new_privs|seccomp|memory|pids)"|"(path|ok|errno)"' | head -20
+echo "== exit status: 0"
