@@ -76,12 +76,45 @@ pub struct Launch {
 pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &LaunchOptions) -> Result<PathBuf, Failure> {
     let cfg: Value = serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
     let process = ImageProcess::from_config(&cfg);
-    let lower = store.lower_dirs(image).map_err(mica_failure)?;
+    let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
     let bundle = root.join(".bundles").join(id);
     if bundle.exists() {
         return Err(mica_failure(format!("container with id \"{id}\" already exists")));
     }
     std::fs::create_dir_all(&bundle).map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
+    // Mountpoints for volumes and tmpfs the image lacks live in a layer of
+    // this container's own, stacked on top: the image is never written.
+    let extra = bundle.join("mountpoints");
+    let mut made = false;
+    let targets = o
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let mut it = v.split(':');
+            let host = it.next()?;
+            Some((it.next()?.to_string(), Path::new(host).is_dir()))
+        })
+        .chain(o.tmpfs.iter().map(|t| (t.split(':').next().unwrap_or("").to_string(), true)));
+    for (dest, is_dir) in targets {
+        let rel = dest.trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|c| c == "..") || lower.iter().any(|d| d.join(rel).exists()) {
+            continue;
+        }
+        let p = extra.join(rel);
+        let r = if is_dir {
+            std::fs::create_dir_all(&p)
+        } else {
+            p.parent()
+                .map(std::fs::create_dir_all)
+                .unwrap_or(Ok(()))
+                .and_then(|_| std::fs::File::create(&p).map(drop))
+        };
+        r.map_err(|e| mica_failure(format!("create mountpoint {}: {e}", p.display())))?;
+        made = true;
+    }
+    if made {
+        lower.insert(0, extra);
+    }
     // One layer is the root itself; several are stacked (read-only overlay).
     let rootfs = if lower.len() == 1 {
         lower[0].clone()

@@ -102,7 +102,11 @@ impl Platform {
         Platform {
             os: p.os.to_ascii_lowercase(),
             arch: normalize_arch(&p.architecture.to_ascii_lowercase()),
-            variant: p.variant.as_ref().filter(|v| !v.is_empty()).map(|v| v.to_ascii_lowercase()),
+            variant: p
+                .variant
+                .as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_ascii_lowercase()),
         }
     }
 
@@ -143,7 +147,11 @@ pub(crate) struct PlatformJson {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub(crate) struct Descriptor {
-    #[serde(rename = "mediaType", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -211,7 +219,10 @@ enum Member {
 
 enum Kind {
     Dir(OwnedFd),
-    Tar { path: PathBuf, members: HashMap<String, Member> },
+    Tar {
+        path: PathBuf,
+        members: HashMap<String, Member>,
+    },
 }
 
 /// The input: a directory or a tar file, read by member name.
@@ -241,7 +252,9 @@ impl Source {
         let display = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
         if meta.is_dir() {
-            let fd = sys::open_dir(path).map_err(io_err(path))?;
+            // The caller's directory (a symlink to it is fine); what is read
+            // beneath it is resolved in-root.
+            let fd = OwnedFd::from(File::open(path).map_err(io_err(path))?);
             return Ok(Source {
                 display,
                 kind: Kind::Dir(fd),
@@ -257,7 +270,8 @@ impl Source {
             io::copy(&mut dec, &mut w).map_err(io_err(path))?;
             tar_path = out;
         }
-        let members = index_tar(&tar_path).map_err(|e| Error::Invalid(format!("{display}: not a readable tar archive: {e}")))?;
+        let members = index_tar(&tar_path)
+            .map_err(|e| Error::Invalid(format!("{display}: not a readable tar archive: {e}")))?;
         Ok(Source {
             display,
             kind: Kind::Tar {
@@ -290,11 +304,17 @@ impl Source {
                     cur = clean(&joined).ok_or_else(missing)?;
                 }
                 Some(Member::Unsupported(what)) => {
-                    return Err(Error::Invalid(format!("{}: {name} is a {what}", self.display)))
+                    return Err(Error::Invalid(format!(
+                        "{}: {name} is a {what}",
+                        self.display
+                    )))
                 }
             }
         }
-        Err(Error::Invalid(format!("{}: {name}: too many links", self.display)))
+        Err(Error::Invalid(format!(
+            "{}: {name}: too many links",
+            self.display
+        )))
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -317,9 +337,14 @@ impl Source {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
                     Err(e) => return Err(io_err(format!("{}/{n}", self.display))(e)),
                 };
-                let meta = f.metadata().map_err(io_err(format!("{}/{n}", self.display)))?;
+                let meta = f
+                    .metadata()
+                    .map_err(io_err(format!("{}/{n}", self.display)))?;
                 if !meta.is_file() {
-                    return Err(Error::Invalid(format!("{}: {n} is not a regular file", self.display)));
+                    return Err(Error::Invalid(format!(
+                        "{}: {n} is not a regular file",
+                        self.display
+                    )));
                 }
                 Ok((Box::new(f), meta.len()))
             }
@@ -349,12 +374,19 @@ impl Source {
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("{}: {what}: invalid JSON: {e}", self.display)))
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::Invalid(format!("{}: {what}: invalid JSON: {e}", self.display)))
     }
 
     /// Read blob `desc` and check its digest and size.
-    fn read_blob(&self, desc: &Descriptor, kind: &'static str, by: &'static str) -> Result<Vec<u8>> {
-        let hex = digest_hex(&desc.digest).map_err(|e| Error::Invalid(format!("{}: {kind}: {e}", self.display)))?;
+    fn read_blob(
+        &self,
+        desc: &Descriptor,
+        kind: &'static str,
+        by: &'static str,
+    ) -> Result<Vec<u8>> {
+        let hex = digest_hex(&desc.digest)
+            .map_err(|e| Error::Invalid(format!("{}: {kind}: {e}", self.display)))?;
         let bytes = self.read_small(&format!("blobs/sha256/{hex}"))?;
         let actual = sha256_digest(&bytes);
         if actual != desc.digest {
@@ -384,7 +416,10 @@ fn index_tar(path: &Path) -> io::Result<HashMap<String, Member>> {
     let mut members = HashMap::new();
     for entry in ar.entries_with_seek()? {
         let entry = entry?;
-        let Some(name) = std::str::from_utf8(&entry.path_bytes()).ok().and_then(clean) else {
+        let Some(name) = std::str::from_utf8(&entry.path_bytes())
+            .ok()
+            .and_then(clean)
+        else {
             continue;
         };
         if name.is_empty() {
@@ -454,7 +489,10 @@ struct Cand {
 fn names_from_annotations(a: &BTreeMap<String, String>) -> (Vec<String>, Vec<String>) {
     let mut names = Vec::new();
     let mut tags = Vec::new();
-    if let Some(n) = a.get("io.containerd.image.name").and_then(|n| normalize_name(n).ok()) {
+    if let Some(n) = a
+        .get("io.containerd.image.name")
+        .and_then(|n| normalize_name(n).ok())
+    {
         names.push(n);
     }
     if let Some(r) = a.get("org.opencontainers.image.ref.name") {
@@ -532,7 +570,9 @@ fn parse_config(src: &Source, bytes: &[u8], digest: &str) -> Result<ConfigJson> 
         ))
     })?;
     for d in &c.rootfs.diff_ids {
-        digest_hex(d).map_err(|e| Error::Invalid(format!("{}: config {digest}: diff_id: {e}", src.display)))?;
+        digest_hex(d).map_err(|e| {
+            Error::Invalid(format!("{}: config {digest}: diff_id: {e}", src.display))
+        })?;
     }
     Ok(c)
 }
@@ -582,7 +622,11 @@ fn select_oci(src: &Source, name: Option<&str>, want: &Platform) -> Result<Selec
             DocKind::Manifest if !c.desc.media_type.is_empty() => manifests.push(c),
             DocKind::Other => {} // artifacts, signatures, ...: not images
             _ => {
-                let by = if depth == 0 { "index.json" } else { "the index" };
+                let by = if depth == 0 {
+                    "index.json"
+                } else {
+                    "the index"
+                };
                 let kind = if matches!(kind_of(&c.desc.media_type), DocKind::Index) {
                     "index"
                 } else {
@@ -596,10 +640,14 @@ fn select_oci(src: &Source, name: Option<&str>, want: &Platform) -> Result<Selec
                     continue;
                 }
                 if depth >= MAX_INDEX_DEPTH {
-                    return Err(Error::Invalid(format!("{}: indexes nested too deeply", src.display)));
+                    return Err(Error::Invalid(format!(
+                        "{}: indexes nested too deeply",
+                        src.display
+                    )));
                 }
-                let idx: IndexJson = serde_json::from_value(v)
-                    .map_err(|e| Error::Invalid(format!("{}: index {}: {e}", src.display, c.desc.digest)))?;
+                let idx: IndexJson = serde_json::from_value(v).map_err(|e| {
+                    Error::Invalid(format!("{}: index {}: {e}", src.display, c.desc.digest))
+                })?;
                 for child in idx.manifests.into_iter().rev() {
                     let (mut names, tags) = names_from_annotations(&child.annotations);
                     for n in &c.names {
@@ -621,7 +669,10 @@ fn select_oci(src: &Source, name: Option<&str>, want: &Platform) -> Result<Selec
         }
     }
     if manifests.is_empty() {
-        return Err(Error::Invalid(format!("{}: holds no image manifest", src.display)));
+        return Err(Error::Invalid(format!(
+            "{}: holds no image manifest",
+            src.display
+        )));
     }
 
     let chosen = if manifests.len() == 1 {
@@ -659,20 +710,35 @@ fn select_oci(src: &Source, name: Option<&str>, want: &Platform) -> Result<Selec
                 },
             });
         }
-        let first = matching[0].clone();
+        let mut first = matching[0].clone();
         if matching
             .iter()
             .any(|c| c.group != first.group && c.desc.digest != first.desc.digest)
         {
             let list: Vec<String> = matching
                 .iter()
-                .map(|c| c.names.first().cloned().unwrap_or_else(|| c.desc.digest.clone()))
+                .map(|c| {
+                    c.names
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| c.desc.digest.clone())
+                })
                 .collect();
             return Err(Error::Invalid(format!(
                 "{}: holds several images for {want} ({}); pass a name to choose one",
                 src.display,
                 list.join(", ")
             )));
+        }
+        // The same manifest listed under several names: it gets them all.
+        for c in &matching[1..] {
+            if c.desc.digest == first.desc.digest {
+                for n in &c.names {
+                    if !first.names.contains(n) {
+                        first.names.push(n.clone());
+                    }
+                }
+            }
         }
         first
     };
@@ -689,7 +755,8 @@ fn select_oci(src: &Source, name: Option<&str>, want: &Platform) -> Result<Selec
                 src.display, l.digest, l.media_type
             )));
         }
-        let hex = digest_hex(&l.digest).map_err(|e| Error::Invalid(format!("{}: layer: {e}", src.display)))?;
+        let hex = digest_hex(&l.digest)
+            .map_err(|e| Error::Invalid(format!("{}: layer: {e}", src.display)))?;
         layers.push(LayerSrc {
             member: format!("blobs/sha256/{hex}"),
             expected: Some((l.digest.clone(), l.size)),
@@ -757,7 +824,10 @@ fn select_docker(src: &Source, name: Option<&str>, want: &Platform) -> Result<Se
     let bytes = src.read_small("manifest.json")?;
     let entries: Vec<DockerEntry> = src.json("manifest.json", &bytes)?;
     if entries.is_empty() {
-        return Err(Error::Invalid(format!("{}: manifest.json lists no image", src.display)));
+        return Err(Error::Invalid(format!(
+            "{}: manifest.json lists no image",
+            src.display
+        )));
     }
     let names_of = |e: &DockerEntry| -> Vec<String> {
         e.repo_tags
@@ -768,15 +838,22 @@ fn select_docker(src: &Source, name: Option<&str>, want: &Platform) -> Result<Se
     };
     let mut cands: Vec<&DockerEntry> = entries.iter().collect();
     if let Some(n) = name {
-        let picked: Vec<&DockerEntry> = cands.iter().copied().filter(|e| names_of(e).iter().any(|x| x == n)).collect();
+        let picked: Vec<&DockerEntry> = cands
+            .iter()
+            .copied()
+            .filter(|e| names_of(e).iter().any(|x| x == n))
+            .collect();
         if !picked.is_empty() {
             cands = picked;
         }
     }
     let load = |e: &DockerEntry| -> Result<(Vec<u8>, String, ConfigJson)> {
-        let member = clean(&e.config)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| Error::Invalid(format!("{}: manifest.json: bad config path {:?}", src.display, e.config)))?;
+        let member = clean(&e.config).filter(|m| !m.is_empty()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: manifest.json: bad config path {:?}",
+                src.display, e.config
+            ))
+        })?;
         let cbytes = src.read_small(&member)?;
         let digest = sha256_digest(&cbytes);
         if let Some(hex) = hex_in_name(&member) {
@@ -818,7 +895,12 @@ fn select_docker(src: &Source, name: Option<&str>, want: &Platform) -> Result<Se
             _ => {
                 let list: Vec<String> = matching
                     .iter()
-                    .map(|e| names_of(e).first().cloned().unwrap_or_else(|| e.config.clone()))
+                    .map(|e| {
+                        names_of(e)
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| e.config.clone())
+                    })
                     .collect();
                 return Err(Error::Invalid(format!(
                     "{}: holds several images ({}); pass a name to choose one",
@@ -831,21 +913,37 @@ fn select_docker(src: &Source, name: Option<&str>, want: &Platform) -> Result<Se
     let (cbytes, cdigest, config) = load(chosen)?;
     let mut layers = Vec::new();
     for l in &chosen.layers {
-        let member = clean(l)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| Error::Invalid(format!("{}: manifest.json: bad layer path {l:?}", src.display)))?;
+        let member = clean(l).filter(|m| !m.is_empty()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: manifest.json: bad layer path {l:?}",
+                src.display
+            ))
+        })?;
         layers.push(LayerSrc {
             member,
             expected: None,
             media_type: String::new(),
         });
     }
-    finish(src, None, cbytes, cdigest, config, layers, names_of(chosen), want)
+    finish(
+        src,
+        None,
+        cbytes,
+        cdigest,
+        config,
+        layers,
+        names_of(chosen),
+        want,
+    )
 }
 
 /// The OCI manifest of a docker-archive image, once its layer blobs are
 /// known: (digest, size, media type) per layer.
-pub(crate) fn synthesize_manifest(config_digest: &str, config_size: u64, layers: &[(String, u64, String)]) -> Vec<u8> {
+pub(crate) fn synthesize_manifest(
+    config_digest: &str,
+    config_size: u64,
+    layers: &[(String, u64, String)],
+) -> Vec<u8> {
     let m = ManifestJson {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.into()),
@@ -871,7 +969,9 @@ pub(crate) fn synthesize_manifest(config_digest: &str, config_size: u64, layers:
 }
 
 /// Layer blob digests listed by a stored manifest.
-pub(crate) fn manifest_layers(bytes: &[u8]) -> std::result::Result<(String, Vec<(String, u64)>), String> {
+pub(crate) fn manifest_layers(
+    bytes: &[u8],
+) -> std::result::Result<(String, Vec<(String, u64)>), String> {
     let m: ManifestJson = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     Ok((
         m.config.digest,
@@ -912,7 +1012,10 @@ mod tests {
         assert_eq!(clean("./a//b/").as_deref(), Some("a/b"));
         assert_eq!(clean("a/../b").as_deref(), Some("b"));
         assert_eq!(clean("../b"), None);
-        assert_eq!(hex_in_name(&format!("{}.json", "a".repeat(64))), Some(&*"a".repeat(64)));
+        assert_eq!(
+            hex_in_name(&format!("{}.json", "a".repeat(64))),
+            Some(&*"a".repeat(64))
+        );
         assert_eq!(hex_in_name("abc/layer.tar"), None);
     }
 }

@@ -126,7 +126,9 @@ pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The hex part of a `sha256:<64 hex>` digest, or why it is not one.
@@ -134,7 +136,9 @@ pub(crate) fn digest_hex(digest: &str) -> std::result::Result<&str, String> {
     match digest.split_once(':') {
         Some(("sha256", hex)) if is_hex64(hex) => Ok(hex),
         Some(("sha256", _)) => Err(format!("malformed digest {digest:?}")),
-        Some((alg, _)) => Err(format!("unsupported digest algorithm {alg:?} in {digest:?}")),
+        Some((alg, _)) => Err(format!(
+            "unsupported digest algorithm {alg:?} in {digest:?}"
+        )),
         None => Err(format!("malformed digest {digest:?}")),
     }
 }
@@ -157,7 +161,10 @@ impl<R: Read> HashReader<R> {
     /// Read the rest, then return ("sha256:<hex>", byte count).
     pub(crate) fn finish(mut self) -> io::Result<(String, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((format!("sha256:{}", hex(&self.hasher.finalize())), self.count))
+        Ok((
+            format!("sha256:{}", hex(&self.hasher.finalize())),
+            self.count,
+        ))
     }
 }
 
@@ -313,9 +320,14 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert!(digest_hex(&d).is_ok());
-        assert!(digest_hex("sha512:abc").unwrap_err().contains("unsupported"));
+        assert!(digest_hex("sha512:abc")
+            .unwrap_err()
+            .contains("unsupported"));
         assert!(digest_hex("sha256:../../etc").is_err());
-        assert!(digest_hex("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855").is_err());
+        assert!(digest_hex(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+        )
+        .is_err());
     }
 
     #[test]
@@ -328,7 +340,10 @@ mod tests {
     #[test]
     fn sniffing() {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(b"usr/"), Compression::None);
     }
 }

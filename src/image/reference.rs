@@ -17,7 +17,9 @@ pub(crate) enum Reference {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -25,7 +27,8 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -34,7 +37,9 @@ fn valid_domain(d: &str) -> bool {
         None => (d, None),
     };
     !host.is_empty()
-        && host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
         && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
@@ -43,7 +48,9 @@ fn valid_component(c: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
 }
 
 /// `busybox` -> `busybox:latest`; `docker.io/library/busybox:1` ->
@@ -67,7 +74,12 @@ pub(crate) fn normalize_name(name: &str) -> std::result::Result<String, String> 
         return Err(format!("invalid tag {tag:?}"));
     }
     let mut repo = repo;
-    for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"] {
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ] {
         if let Some(rest) = repo.strip_prefix(prefix) {
             repo = rest;
             break;
@@ -75,8 +87,13 @@ pub(crate) fn normalize_name(name: &str) -> std::result::Result<String, String> 
     }
     let comps: Vec<&str> = repo.split('/').collect();
     for (i, c) in comps.iter().enumerate() {
-        let domain = i == 0 && comps.len() > 1 && (c.contains('.') || c.contains(':') || *c == "localhost");
-        let ok = if domain { valid_domain(c) } else { valid_component(c) };
+        let domain =
+            i == 0 && comps.len() > 1 && (c.contains('.') || c.contains(':') || *c == "localhost");
+        let ok = if domain {
+            valid_domain(c)
+        } else {
+            valid_component(c)
+        };
         if !ok {
             return Err(format!(
                 "invalid name component {c:?} (lowercase letters, digits and . _ - only)"
@@ -100,7 +117,9 @@ pub(crate) fn parse(reference: &str) -> Result<Reference> {
     }
     if let Some(hex) = r.strip_prefix("sha256:") {
         if !is_lower_hex(hex) || hex.len() > 64 {
-            return Err(bad("a digest is sha256: and up to 64 lowercase hex digits".into()));
+            return Err(bad(
+                "a digest is sha256: and up to 64 lowercase hex digits".into()
+            ));
         }
         return Ok(if hex.len() == 64 {
             Reference::Digest(r.to_string())
@@ -109,7 +128,9 @@ pub(crate) fn parse(reference: &str) -> Result<Reference> {
         });
     }
     match normalize_name(r) {
-        Ok(name) if is_lower_hex(r) && r.len() <= 64 => Ok(Reference::NameOrPrefix(name, r.to_string())),
+        Ok(name) if is_lower_hex(r) && r.len() <= 64 => {
+            Ok(Reference::NameOrPrefix(name, r.to_string()))
+        }
         Ok(name) => Ok(Reference::Name(name)),
         Err(_) if is_lower_hex(r) && r.len() <= 64 => Ok(Reference::Prefix(r.to_string())),
         Err(e) => Err(bad(e)),
@@ -129,10 +150,22 @@ mod tests {
     fn names() {
         assert_eq!(normalize_name("busybox").unwrap(), "busybox:latest");
         assert_eq!(normalize_name("busybox:1.36").unwrap(), "busybox:1.36");
-        assert_eq!(normalize_name("docker.io/library/alpine:3").unwrap(), "alpine:3");
-        assert_eq!(normalize_name("docker.io/foo/bar").unwrap(), "foo/bar:latest");
-        assert_eq!(normalize_name("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
-        assert_eq!(normalize_name("localhost:5000/a/b:v1").unwrap(), "localhost:5000/a/b:v1");
+        assert_eq!(
+            normalize_name("docker.io/library/alpine:3").unwrap(),
+            "alpine:3"
+        );
+        assert_eq!(
+            normalize_name("docker.io/foo/bar").unwrap(),
+            "foo/bar:latest"
+        );
+        assert_eq!(
+            normalize_name("localhost:5000/a/b").unwrap(),
+            "localhost:5000/a/b:latest"
+        );
+        assert_eq!(
+            normalize_name("localhost:5000/a/b:v1").unwrap(),
+            "localhost:5000/a/b:v1"
+        );
         assert!(normalize_name("").is_err());
         assert!(normalize_name("Upper").is_err());
         assert!(normalize_name("a b").is_err());
@@ -146,9 +179,18 @@ mod tests {
     fn references() {
         let d = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(parse(&d).unwrap(), Reference::Digest(d.clone()));
-        assert_eq!(parse(&format!("busybox@{d}")).unwrap(), Reference::Digest(d.clone()));
-        assert_eq!(parse("sha256:abab").unwrap(), Reference::Prefix("abab".into()));
-        assert_eq!(parse("busybox").unwrap(), Reference::Name("busybox:latest".into()));
+        assert_eq!(
+            parse(&format!("busybox@{d}")).unwrap(),
+            Reference::Digest(d.clone())
+        );
+        assert_eq!(
+            parse("sha256:abab").unwrap(),
+            Reference::Prefix("abab".into())
+        );
+        assert_eq!(
+            parse("busybox").unwrap(),
+            Reference::Name("busybox:latest".into())
+        );
         assert_eq!(
             parse("abab").unwrap(),
             Reference::NameOrPrefix("abab:latest".into(), "abab".into())

@@ -232,13 +232,17 @@ impl Store {
         self.root.join("layers").join(Self::hex_of(diff_id))
     }
     pub(crate) fn layer_manifest(&self, diff_id: &str) -> PathBuf {
-        self.root.join("layers").join(format!("{}.manifest", Self::hex_of(diff_id)))
+        self.root
+            .join("layers")
+            .join(format!("{}.manifest", Self::hex_of(diff_id)))
     }
     pub(crate) fn mountpoints_dir(&self, digest: &str) -> PathBuf {
         self.root.join("mountpoints").join(Self::hex_of(digest))
     }
     fn record_path(&self, digest: &str) -> PathBuf {
-        self.root.join("images").join(format!("{}.json", Self::hex_of(digest)))
+        self.root
+            .join("images")
+            .join(format!("{}.json", Self::hex_of(digest)))
     }
 
     // -------------------------------------------------------------- locks, records, names
@@ -314,7 +318,12 @@ impl Store {
     }
 
     /// The digest `r` names.
-    fn find(&self, reference: &str, r: &Reference, names: &BTreeMap<String, String>) -> Result<String> {
+    fn find(
+        &self,
+        reference: &str,
+        r: &Reference,
+        names: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let by_prefix = |hex: &str| -> Result<String> {
             let all = self.record_digests()?;
             let m: Vec<&String> = all
@@ -331,7 +340,10 @@ impl Store {
             }
         };
         match r {
-            Reference::Name(n) => names.get(n).cloned().ok_or_else(|| Error::NotFound(reference.to_string())),
+            Reference::Name(n) => names
+                .get(n)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(reference.to_string())),
             Reference::NameOrPrefix(n, hex) => match names.get(n) {
                 Some(d) => Ok(d.clone()),
                 None => by_prefix(hex),
@@ -379,10 +391,11 @@ impl Store {
         let rec = self.read_record(&img.digest)?;
         let cpath = self.blob_path(&img.config_digest);
         let cbytes = fs::read(&cpath).map_err(io_err(&cpath))?;
-        let config: serde_json::Value = serde_json::from_slice(&cbytes).map_err(|e| Error::Store {
-            root: self.root.display().to_string(),
-            reason: format!("config {}: {e}", img.config_digest),
-        })?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&cbytes).map_err(|e| Error::Store {
+                root: self.root.display().to_string(),
+                reason: format!("config {}: {e}", img.config_digest),
+            })?;
         let mut v = serde_json::to_value(&rec).expect("record serializes");
         v["names"] = serde_json::json!(img.names);
         v["config"] = config;
@@ -392,9 +405,11 @@ impl Store {
     pub fn config(&self, image: &Image) -> Result<oci_spec::image::ImageConfiguration> {
         let p = self.blob_path(&image.config_digest);
         let f = fs::File::open(&p).map_err(io_err(&p))?;
-        oci_spec::image::ImageConfiguration::from_reader(BufReader::new(f)).map_err(|e| Error::Store {
-            root: self.root.display().to_string(),
-            reason: format!("config {}: {e}", image.config_digest),
+        oci_spec::image::ImageConfiguration::from_reader(BufReader::new(f)).map_err(|e| {
+            Error::Store {
+                root: self.root.display().to_string(),
+                reason: format!("config {}: {e}", image.config_digest),
+            }
         })
     }
 
@@ -436,7 +451,9 @@ impl Store {
         let _l = self.lock(LOCK, libc::LOCK_EX)?;
         let mut names = self.read_names()?;
         let by_name = match &r {
-            Reference::Name(n) | Reference::NameOrPrefix(n, _) if names.contains_key(n) => Some(n.clone()),
+            Reference::Name(n) | Reference::NameOrPrefix(n, _) if names.contains_key(n) => {
+                Some(n.clone())
+            }
             _ => None,
         };
         let digest = match &by_name {
@@ -447,7 +464,11 @@ impl Store {
                 d
             }
         };
-        let left: Vec<String> = names.iter().filter(|(_, v)| **v == digest).map(|(k, _)| k.clone()).collect();
+        let left: Vec<String> = names
+            .iter()
+            .filter(|(_, v)| **v == digest)
+            .map(|(k, _)| k.clone())
+            .collect();
         if left.is_empty() {
             let p = self.record_path(&digest);
             match fs::remove_file(&p) {
@@ -479,7 +500,12 @@ impl Store {
 
     /// Point `new` at `rec` (taking them from other images), rewrite the
     /// affected records. The caller holds `.lock` and writes `names`.
-    fn assign_names(&self, names: &mut BTreeMap<String, String>, mut rec: Record, new: &[String]) -> Result<()> {
+    fn assign_names(
+        &self,
+        names: &mut BTreeMap<String, String>,
+        mut rec: Record,
+        new: &[String],
+    ) -> Result<()> {
         for n in new {
             if let Some(old) = names.insert(n.clone(), rec.digest.clone()) {
                 if old != rec.digest {
@@ -505,7 +531,13 @@ impl Store {
     /// Import the image at `path` (OCI layout dir, oci-archive, docker
     /// archive). `name` names it (and picks it when the input holds
     /// several); `platform` overrides the host's (`linux/arm64[/v8]`).
-    pub fn import(&self, path: &Path, name: Option<&str>, platform: Option<&str>, progress: bool) -> Result<Image> {
+    pub fn import(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+        platform: Option<&str>,
+        progress: bool,
+    ) -> Result<Image> {
         let want = match platform {
             Some(p) => Platform::parse(p)?,
             None => Platform::host(),
@@ -569,7 +601,10 @@ impl Store {
                 }
             }
             let media_type = if l.media_type.is_empty() {
-                Compression::of_file(&tmp).map_err(io_err(&tmp))?.oci_layer_media_type().to_string()
+                Compression::of_file(&tmp)
+                    .map_err(io_err(&tmp))?
+                    .oci_layer_media_type()
+                    .to_string()
             } else {
                 l.media_type.clone()
             };
@@ -589,7 +624,11 @@ impl Store {
                     .iter()
                     .map(|b| (b.digest.clone(), b.size, b.media_type.clone()))
                     .collect();
-                let b = formats::synthesize_manifest(&sel.config_digest, sel.config.len() as u64, &layers);
+                let b = formats::synthesize_manifest(
+                    &sel.config_digest,
+                    sel.config.len() as u64,
+                    &layers,
+                );
                 let d = sha256_digest(&b);
                 (b, d)
             }
@@ -603,14 +642,20 @@ impl Store {
         //    against the config's diff_id either way.
         let mut unpacked: Vec<(String, PathBuf, PathBuf)> = Vec::new(); // diff_id, dir, manifest
         for (i, (b, diff_id)) in blobs.iter().zip(&sel.diff_ids).enumerate() {
-            prog.show(&format!("{}: unpacking layer {}/{n} ({})", src.display, i + 1, short(diff_id)));
+            prog.show(&format!(
+                "{}: unpacking layer {}/{n} ({})",
+                src.display,
+                i + 1,
+                short(diff_id)
+            ));
             let comp = Compression::of_file(&b.path).map_err(io_err(&b.path))?;
             let f = fs::File::open(&b.path).map_err(io_err(&b.path))?;
             let dec = comp
                 .decoder(BufReader::with_capacity(1 << 16, f))
                 .map_err(|e| Error::Invalid(format!("layer {}: {e}", b.digest)))?;
             let mut hr = HashReader::new(dec);
-            let have = exists(&self.layer_dir(diff_id)) || unpacked.iter().any(|(d, _, _)| d == diff_id);
+            let have =
+                exists(&self.layer_dir(diff_id)) || unpacked.iter().any(|(d, _, _)| d == diff_id);
             let hex = digest_hex(diff_id).map_err(Error::Invalid)?;
             let dir = staging.join(format!("layer-{hex}"));
             if !have {
@@ -764,7 +809,12 @@ impl Store {
                 rm(&self.root.join(&name), format!("temporary {name}"))?;
             }
         }
-        for (sub, kind) in [("images", "images"), ("blobs/sha256", "blob"), ("layers", "layer"), ("mountpoints", "mountpoints")] {
+        for (sub, kind) in [
+            ("images", "images"),
+            ("blobs/sha256", "blob"),
+            ("layers", "layer"),
+            ("mountpoints", "mountpoints"),
+        ] {
             let dir = self.root.join(sub);
             for name in list(&dir)? {
                 let p = dir.join(&name);
@@ -785,7 +835,9 @@ impl Store {
                             rm(&p, what)?;
                         }
                     }
-                    "mountpoints" if !images.contains(&name) => rm(&p, format!("mountpoints sha256:{name}"))?,
+                    "mountpoints" if !images.contains(&name) => {
+                        rm(&p, format!("mountpoints sha256:{name}"))?
+                    }
                     _ => {}
                 }
             }

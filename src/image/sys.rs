@@ -12,7 +12,8 @@ pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 fn cstr(b: &[u8]) -> io::Result<CString> {
-    CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+    CString::new(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -31,7 +32,12 @@ struct OpenHow {
 }
 
 /// openat2(2): `path` resolved beneath `dir` with the given RESOLVE_* flags.
-pub fn openat2(dir: BorrowedFd<'_>, path: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &[u8],
+    flags: libc::c_int,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let p = cstr(if path.is_empty() { b"." } else { path })?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -76,9 +82,15 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn openat(dir: BorrowedFd<'_>, name: &[u8], flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+pub fn openat(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
     let n = cstr(name)?;
-    let fd = check(unsafe { libc::openat(dir.as_raw_fd(), n.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    let fd =
+        check(unsafe { libc::openat(dir.as_raw_fd(), n.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -87,7 +99,12 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &[u8], mode: libc::mode_t) -> io::Resu
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), mode) }).map(drop)
 }
 
-pub fn mknodat(dir: BorrowedFd<'_>, name: &[u8], mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+pub fn mknodat(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> io::Result<()> {
     let n = cstr(name)?;
     check(unsafe { libc::mknodat(dir.as_raw_fd(), n.as_ptr(), mode, dev) }).map(drop)
 }
@@ -122,7 +139,14 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &[u8], flags: libc::c_int) -> io::Res
 pub fn lstatat(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<libc::stat> {
     let n = cstr(if name.is_empty() { b"." } else { name })?;
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatat(dir.as_raw_fd(), n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
     Ok(st)
 }
 
@@ -135,7 +159,16 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
 /// chown without following a final symlink.
 pub fn lchownat(dir: BorrowedFd<'_>, name: &[u8], uid: u32, gid: u32) -> io::Result<()> {
     let n = cstr(name)?;
-    check(unsafe { libc::fchownat(dir.as_raw_fd(), n.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+    check(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
 }
 
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
@@ -164,12 +197,29 @@ pub fn futimens(fd: BorrowedFd<'_>, mtime: (i64, u32)) -> io::Result<()> {
 pub fn lutimensat(dir: BorrowedFd<'_>, name: &[u8], mtime: (i64, u32)) -> io::Result<()> {
     let n = cstr(name)?;
     let ts = timespecs(mtime);
-    check(unsafe { libc::utimensat(dir.as_raw_fd(), n.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
 }
 
 pub fn fsetxattr(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> io::Result<()> {
     let n = cstr(name)?;
-    check(unsafe { libc::fsetxattr(fd.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    check(unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// Set an xattr on `dir/name` itself (a symlink is not followed), through
@@ -179,7 +229,16 @@ pub fn lsetxattrat(dir: BorrowedFd<'_>, name: &[u8], key: &[u8], value: &[u8]) -
     p.extend_from_slice(name);
     let p = cstr(&p)?;
     let k = cstr(key)?;
-    check(unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) }).map(drop)
+    check(unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            k.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 fn getxattr_loop(mut call: impl FnMut(*mut libc::c_void, usize) -> isize) -> io::Result<Vec<u8>> {
@@ -205,15 +264,17 @@ fn getxattr_loop(mut call: impl FnMut(*mut libc::c_void, usize) -> isize) -> io:
 /// All xattrs of `path` itself (symlinks not followed), as (name, value).
 pub fn lxattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let p = cstr(path.as_os_str().as_bytes())?;
-    let names = match getxattr_loop(|buf, len| unsafe { libc::llistxattr(p.as_ptr(), buf.cast(), len) }) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+    let names =
+        match getxattr_loop(|buf, len| unsafe { libc::llistxattr(p.as_ptr(), buf.cast(), len) }) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let k = cstr(name)?;
-        match getxattr_loop(|buf, len| unsafe { libc::lgetxattr(p.as_ptr(), k.as_ptr(), buf, len) }) {
+        match getxattr_loop(|buf, len| unsafe { libc::lgetxattr(p.as_ptr(), k.as_ptr(), buf, len) })
+        {
             Ok(v) => out.push((name.to_vec(), v)),
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
             Err(e) => return Err(e),

@@ -79,18 +79,32 @@ fn pax_time(v: &[u8]) -> Option<(i64, u32)> {
     Some((secs, nanos))
 }
 
+/// A numeric header field; blank (all NUL/space) reads as 0, as Go's
+/// archive/tar (which writes many images) reads it.
+fn field<T: Default>(value: io::Result<T>, raw: &[u8]) -> io::Result<T> {
+    match value {
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(T::default()),
+        v => v,
+    }
+}
+
 fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
     let h = entry.header();
-    let mode = h.mode()? & 0o7777;
-    let mut uid = h.uid()?;
-    let mut gid = h.gid()?;
-    let mut mtime = (h.mtime()? as i64, 0u32);
+    let old = h.as_old();
+    let mode = field(h.mode(), &old.mode)? & 0o7777;
+    let mut uid = field(h.uid(), &old.uid)?;
+    let mut gid = field(h.gid(), &old.gid)?;
+    let mut mtime = (field(h.mtime(), &old.mtime)? as i64, 0u32);
     let mut xattrs = Vec::new();
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
             let (k, v) = (ext.key_bytes(), ext.value_bytes());
-            let num = || std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+            let num = || {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
             match k {
                 b"uid" => uid = num().ok_or_else(|| bad_data("PAX uid"))?,
                 b"gid" => gid = num().ok_or_else(|| bad_data("PAX gid"))?,
@@ -143,13 +157,17 @@ pub(crate) fn unpack_layer(reader: &mut dyn Read, dest: &Path, layer: &str) -> R
         dir_times: Vec::new(),
     };
     let mut ar = tar::Archive::new(reader);
-    let entries = ar.entries().map_err(|e| u.err(b"", format!("reading the tar stream: {e}")))?;
+    let entries = ar.entries().map_err(|e| stream_err(layer, e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| u.err(b"", format!("reading the tar stream: {e}")))?;
+        let mut entry = entry.map_err(|e| stream_err(layer, e))?;
         let path = entry.path_bytes().into_owned();
         u.entry(&mut entry, &path)?;
     }
     u.finish()
+}
+
+fn stream_err(layer: &str, e: io::Error) -> Error {
+    Error::Invalid(format!("layer {layer}: reading the tar stream: {e}"))
 }
 
 impl Unpacker<'_> {
@@ -201,9 +219,21 @@ impl Unpacker<'_> {
 
         match etype {
             T::Directory | T::Regular | T::Continuous | T::GNUSparse | T::Symlink | T::Link => {}
-            T::Char => return Err(self.err(path, "is a character device; mica refuses device nodes in images")),
-            T::Block => return Err(self.err(path, "is a block device; mica refuses device nodes in images")),
-            T::Fifo => return Err(self.err(path, "is a fifo; mica refuses special files in images")),
+            T::Char => {
+                return Err(self.err(
+                    path,
+                    "is a character device; mica refuses device nodes in images",
+                ))
+            }
+            T::Block => {
+                return Err(self.err(
+                    path,
+                    "is a block device; mica refuses device nodes in images",
+                ))
+            }
+            T::Fifo => {
+                return Err(self.err(path, "is a fifo; mica refuses special files in images"))
+            }
             other => {
                 return Err(self.err(
                     path,
@@ -217,33 +247,52 @@ impl Unpacker<'_> {
             T::Directory => {
                 let meta = entry_meta(entry).map_err(|e| self.err(path, e.to_string()))?;
                 if !self.clear(path, pfd, name, true)? {
-                    sys::mkdirat(pfd, name, 0o700).map_err(|e| self.err(path, format!("mkdir: {e}")))?;
+                    sys::mkdirat(pfd, name, 0o700)
+                        .map_err(|e| self.err(path, format!("mkdir: {e}")))?;
                 }
-                let fd = sys::openat(pfd, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)
-                    .map_err(|e| self.err(path, format!("open: {e}")))?;
+                let fd = sys::openat(
+                    pfd,
+                    name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .map_err(|e| self.err(path, format!("open: {e}")))?;
                 self.apply_fd(path, fd.as_fd(), &meta)?;
                 self.dir_times.push((join(&comps), meta.mtime));
             }
             T::Symlink => {
                 let meta = entry_meta(entry).map_err(|e| self.err(path, e.to_string()))?;
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 if target.is_empty() {
                     return Err(self.err(path, "symlink with an empty target"));
                 }
                 self.clear(path, pfd, name, false)?;
-                sys::symlinkat(&target, pfd, name).map_err(|e| self.err(path, format!("symlink: {e}")))?;
-                sys::lchownat(pfd, name, meta.uid, meta.gid).map_err(|e| self.err(path, format!("chown: {e}")))?;
+                sys::symlinkat(&target, pfd, name)
+                    .map_err(|e| self.err(path, format!("symlink: {e}")))?;
+                sys::lchownat(pfd, name, meta.uid, meta.gid)
+                    .map_err(|e| self.err(path, format!("chown: {e}")))?;
                 for (k, v) in &meta.xattrs {
                     match sys::lsetxattrat(pfd, name, k, v) {
                         // Only trusted.* and security.* fit on a symlink.
-                        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOTSUP)) => {}
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(libc::EPERM) | Some(libc::ENOTSUP)
+                            ) => {}
                         r => r.map_err(|e| self.err(path, format!("xattr {}: {e}", lossy(k))))?,
                     }
                 }
-                sys::lutimensat(pfd, name, meta.mtime).map_err(|e| self.err(path, format!("set times: {e}")))?;
+                sys::lutimensat(pfd, name, meta.mtime)
+                    .map_err(|e| self.err(path, format!("set times: {e}")))?;
             }
             T::Link => {
-                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 self.hardlink(path, &comps, pfd, name, &target)?;
             }
             _ => {
@@ -260,7 +309,8 @@ impl Unpacker<'_> {
                 let mut f = fs::File::from(fd);
                 io::copy(entry, &mut f).map_err(|e| self.err(path, format!("write: {e}")))?;
                 self.apply_fd(path, f.as_fd(), &meta)?;
-                sys::futimens(f.as_fd(), meta.mtime).map_err(|e| self.err(path, format!("set times: {e}")))?;
+                sys::futimens(f.as_fd(), meta.mtime)
+                    .map_err(|e| self.err(path, format!("set times: {e}")))?;
             }
         }
         Ok(())
@@ -272,7 +322,8 @@ impl Unpacker<'_> {
         sys::fchown(fd, meta.uid, meta.gid).map_err(|e| self.err(path, format!("chown: {e}")))?;
         sys::fchmod(fd, meta.mode).map_err(|e| self.err(path, format!("chmod: {e}")))?;
         for (k, v) in &meta.xattrs {
-            sys::fsetxattr(fd, k, v).map_err(|e| self.err(path, format!("xattr {}: {e}", lossy(k))))?;
+            sys::fsetxattr(fd, k, v)
+                .map_err(|e| self.err(path, format!("xattr {}: {e}", lossy(k))))?;
         }
         Ok(())
     }
@@ -280,7 +331,13 @@ impl Unpacker<'_> {
     /// Make room for a new entry `name` in `pfd`: an existing non-directory
     /// is removed; an existing directory is kept when the new entry is one
     /// too (returns true), and refused otherwise.
-    fn clear(&self, path: &[u8], pfd: BorrowedFd<'_>, name: &[u8], new_is_dir: bool) -> Result<bool> {
+    fn clear(
+        &self,
+        path: &[u8],
+        pfd: BorrowedFd<'_>,
+        name: &[u8],
+        new_is_dir: bool,
+    ) -> Result<bool> {
         match sys::lstatat(pfd, name) {
             Err(e) if is_enoent(&e) => Ok(false),
             Err(e) => Err(self.err(path, format!("stat: {e}"))),
@@ -308,7 +365,8 @@ impl Unpacker<'_> {
             Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(self.parent_err(path, &whole, e)),
         }
-        let mut cur = sys::open_in_root(self.root(), b"", flags).map_err(|e| self.err(path, e.to_string()))?;
+        let mut cur = sys::open_in_root(self.root(), b"", flags)
+            .map_err(|e| self.err(path, e.to_string()))?;
         for i in 0..parents.len() {
             let prefix = join(&parents[..=i]);
             match sys::open_in_root(self.root(), &prefix, flags) {
@@ -319,10 +377,15 @@ impl Unpacker<'_> {
                         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                             return Err(self.err(
                                 path,
-                                format!("parent {} is a symlink to a missing directory", lossy(&prefix)),
+                                format!(
+                                    "parent {} is a symlink to a missing directory",
+                                    lossy(&prefix)
+                                ),
                             ))
                         }
-                        Err(e) => return Err(self.err(path, format!("mkdir {}: {e}", lossy(&prefix)))),
+                        Err(e) => {
+                            return Err(self.err(path, format!("mkdir {}: {e}", lossy(&prefix))))
+                        }
                     }
                     cur = sys::openat(cur.as_fd(), &parents[i], flags | libc::O_NOFOLLOW, 0)
                         .map_err(|e| self.err(path, format!("open {}: {e}", lossy(&prefix))))?;
@@ -342,8 +405,16 @@ impl Unpacker<'_> {
         self.err(path, reason)
     }
 
-    fn hardlink(&self, path: &[u8], comps: &[Vec<u8>], pfd: BorrowedFd<'_>, name: &[u8], target: &[u8]) -> Result<()> {
-        let tcomps = components(target).map_err(|r| self.err(path, format!("hard link target: {r}")))?;
+    fn hardlink(
+        &self,
+        path: &[u8],
+        comps: &[Vec<u8>],
+        pfd: BorrowedFd<'_>,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<()> {
+        let tcomps =
+            components(target).map_err(|r| self.err(path, format!("hard link target: {r}")))?;
         if tcomps.is_empty() {
             return Err(self.err(path, "hard link with an empty target"));
         }
@@ -359,8 +430,12 @@ impl Unpacker<'_> {
         )
         .map_err(|e| {
             let reason = match e.raw_os_error() {
-                Some(libc::ENOENT) => format!("hard link target {} is not in this layer", lossy(&tpath)),
-                Some(libc::ELOOP) => format!("hard link target {} goes through a symlink", lossy(&tpath)),
+                Some(libc::ENOENT) => {
+                    format!("hard link target {} is not in this layer", lossy(&tpath))
+                }
+                Some(libc::ELOOP) => {
+                    format!("hard link target {} goes through a symlink", lossy(&tpath))
+                }
                 _ => format!("hard link target {}: {e}", lossy(&tpath)),
             };
             self.err(path, reason)
@@ -385,8 +460,12 @@ impl Unpacker<'_> {
 
     fn opaque(&self, path: &[u8], parents: &[Vec<u8>]) -> Result<()> {
         drop(self.parent(path, parents)?);
-        let dir = sys::open_in_root(self.root(), &join(parents), libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|e| self.parent_err(path, &join(parents), e))?;
+        let dir = sys::open_in_root(
+            self.root(),
+            &join(parents),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )
+        .map_err(|e| self.parent_err(path, &join(parents), e))?;
         sys::fsetxattr(dir.as_fd(), OPAQUE_XATTR.as_bytes(), b"y")
             .map_err(|e| self.err(path, format!("set {OPAQUE_XATTR}: {e}")))
     }
@@ -394,9 +473,14 @@ impl Unpacker<'_> {
     /// Directory times last: writing into a directory changes its mtime.
     fn finish(self) -> Result<()> {
         for (path, mtime) in &self.dir_times {
-            let fd = sys::open_in_root(self.root(), path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                .map_err(|e| self.err(path, format!("open: {e}")))?;
-            sys::futimens(fd.as_fd(), *mtime).map_err(|e| self.err(path, format!("set times: {e}")))?;
+            let fd = sys::open_in_root(
+                self.root(),
+                path,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            )
+            .map_err(|e| self.err(path, format!("open: {e}")))?;
+            sys::futimens(fd.as_fd(), *mtime)
+                .map_err(|e| self.err(path, format!("set times: {e}")))?;
         }
         Ok(())
     }
@@ -483,7 +567,9 @@ fn copy_dir_meta(from: &Path, to: &Path) -> io::Result<()> {
 /// lack. Directories the image has are recreated here only as parents,
 /// with the image's owner, mode and times.
 pub(crate) fn make_mountpoints(layers: &[PathBuf], dest: &Path) -> io::Result<()> {
-    let ensure_parents = |rel: &str| -> io::Result<()> {
+    // (image dir, its copy here): attributes copied once the copy is filled.
+    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut ensure_parents = |rel: &str| -> io::Result<()> {
         let comps: Vec<&str> = rel.split('/').collect();
         for i in 1..comps.len() {
             let a = comps[..i].join("/");
@@ -493,7 +579,7 @@ pub(crate) fn make_mountpoints(layers: &[PathBuf], dest: &Path) -> io::Result<()
             }
             fs::create_dir(&d)?;
             match lookup(layers, &a) {
-                Found::Dir(p) => copy_dir_meta(&p, &d)?,
+                Found::Dir(p) => copies.push((p, d)),
                 _ => fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?,
             }
         }
@@ -518,10 +604,14 @@ pub(crate) fn make_mountpoints(layers: &[PathBuf], dest: &Path) -> io::Result<()
         }
     }
     // The top layer's root decides the merged root's attributes: keep them.
-    if let Some(top) = layers.first() {
-        copy_dir_meta(top, dest)?;
-    } else {
-        fs::set_permissions(dest, fs::Permissions::from_mode(0o755))?;
+    match layers.first() {
+        Some(top) => copies.push((top.clone(), dest.to_path_buf())),
+        None => fs::set_permissions(dest, fs::Permissions::from_mode(0o755))?,
+    }
+    // Deepest first, so setting a child's times leaves its parent's alone.
+    copies.sort_by_key(|(_, d)| std::cmp::Reverse(d.components().count()));
+    for (from, to) in &copies {
+        copy_dir_meta(from, to)?;
     }
     Ok(())
 }
@@ -532,15 +622,24 @@ mod tests {
 
     #[test]
     fn path_components() {
-        assert_eq!(components(b"./a//b/").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(components(b"/etc/passwd").unwrap(), vec![b"etc".to_vec(), b"passwd".to_vec()]);
+        assert_eq!(
+            components(b"./a//b/").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            components(b"/etc/passwd").unwrap(),
+            vec![b"etc".to_vec(), b"passwd".to_vec()]
+        );
         assert!(components(b"a/../../b").is_err());
         assert!(components(b"./").unwrap().is_empty());
     }
 
     #[test]
     fn pax_times() {
-        assert_eq!(pax_time(b"1700000000.5"), Some((1_700_000_000, 500_000_000)));
+        assert_eq!(
+            pax_time(b"1700000000.5"),
+            Some((1_700_000_000, 500_000_000))
+        );
         assert_eq!(pax_time(b"12"), Some((12, 0)));
         assert_eq!(pax_time(b"x"), None);
     }

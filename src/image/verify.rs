@@ -82,7 +82,11 @@ fn describe(root: &Path, rel: &[u8]) -> io::Result<Entry> {
     let m = fs::symlink_metadata(&p)?;
     let ft = m.file_type();
     let mut e = Entry {
-        path: if rel.is_empty() { ".".into() } else { escape(rel) },
+        path: if rel.is_empty() {
+            ".".into()
+        } else {
+            escape(rel)
+        },
         kind: String::new(),
         mode: m.mode() & 0o7777,
         uid: m.uid(),
@@ -187,7 +191,10 @@ fn compare(layer: &str, expected: &[Entry], actual: &[Entry]) -> Vec<String> {
                     what.push(format!("mode {:o} (was {:o})", a.mode, e.mode));
                 }
                 if (a.uid, a.gid) != (e.uid, e.gid) {
-                    what.push(format!("owner {}:{} (was {}:{})", a.uid, a.gid, e.uid, e.gid));
+                    what.push(format!(
+                        "owner {}:{} (was {}:{})",
+                        a.uid, a.gid, e.uid, e.gid
+                    ));
                 }
                 if a.size != e.size || a.sha256 != e.sha256 {
                     what.push("content changed".into());
@@ -215,17 +222,12 @@ fn compare(layer: &str, expected: &[Entry], actual: &[Entry]) -> Vec<String> {
     problems
 }
 
-/// sha256 and size of a stored blob, and of its uncompressed content.
-fn blob_digests(path: &Path, uncompressed: bool) -> io::Result<(String, u64, Option<String>)> {
-    let (sum, size) = hash_file(path)?;
-    let mut diff = None;
-    if uncompressed {
-        let comp = Compression::of_file(path)?;
-        let f = fs::File::open(path)?;
-        let r: Box<dyn Read> = comp.decoder(BufReader::with_capacity(1 << 16, f))?;
-        diff = Some(HashReader::new(r).finish()?.0);
-    }
-    Ok((format!("sha256:{sum}"), size, diff))
+/// sha256 of a stored blob's uncompressed content.
+fn uncompressed_digest(path: &Path) -> io::Result<String> {
+    let comp = Compression::of_file(path)?;
+    let f = fs::File::open(path)?;
+    let r: Box<dyn Read> = comp.decoder(BufReader::with_capacity(1 << 16, f))?;
+    Ok(HashReader::new(r).finish()?.0)
 }
 
 /// Every problem found with the image `rec`: blobs, layers, mountpoints.
@@ -233,19 +235,25 @@ pub(crate) fn verify_record(store: &Store, rec: &Record) -> Vec<String> {
     let mut problems = Vec::new();
     let mut check_blob = |kind: &str, digest: &str, size: Option<u64>, diff_id: Option<&str>| {
         let path = store.blob_path(digest);
-        match blob_digests(&path, diff_id.is_some()) {
-            Err(e) => problems.push(format!("{kind} blob {digest}: {}", io_err(&path)(e))),
-            Ok((actual, n, diff)) => {
-                if actual != digest {
-                    problems.push(format!("{kind} blob {digest} has digest {actual}"));
-                } else if size.is_some_and(|s| s != n) {
-                    problems.push(format!("{kind} blob {digest} is {n} bytes, the record says {}", size.unwrap()));
-                }
-                if let (Some(want), Some(got)) = (diff_id, diff) {
-                    if want != got {
-                        problems.push(format!("layer blob {digest} unpacks to {got}, the config says {want}"));
-                    }
-                }
+        let (actual, n) = match hash_file(&path) {
+            Ok((sum, n)) => (format!("sha256:{sum}"), n),
+            Err(e) => return problems.push(format!("{kind} blob {digest}: {}", io_err(&path)(e))),
+        };
+        if actual != digest {
+            return problems.push(format!("{kind} blob {digest} has digest {actual}"));
+        }
+        if let Some(s) = size.filter(|s| *s != n) {
+            problems.push(format!(
+                "{kind} blob {digest} is {n} bytes, the record says {s}"
+            ));
+        }
+        if let Some(want) = diff_id {
+            match uncompressed_digest(&path) {
+                Ok(got) if got == want => {}
+                Ok(got) => problems.push(format!(
+                    "layer blob {digest} unpacks to {got}, the config says {want}"
+                )),
+                Err(e) => problems.push(format!("layer blob {digest}: decompressing: {e}")),
             }
         }
     };
@@ -258,9 +266,16 @@ pub(crate) fn verify_record(store: &Store, rec: &Record) -> Vec<String> {
     if let Ok(bytes) = fs::read(store.blob_path(&rec.digest)) {
         match super::formats::manifest_layers(&bytes) {
             Ok((config, layers)) => {
-                let recorded: Vec<(String, u64)> = rec.blobs.iter().map(|b| (b.digest.clone(), b.size)).collect();
+                let recorded: Vec<(String, u64)> = rec
+                    .blobs
+                    .iter()
+                    .map(|b| (b.digest.clone(), b.size))
+                    .collect();
                 if config != rec.config_digest || layers != recorded {
-                    problems.push(format!("manifest {} does not match the image record", rec.digest));
+                    problems.push(format!(
+                        "manifest {} does not match the image record",
+                        rec.digest
+                    ));
                 }
             }
             Err(e) => problems.push(format!("manifest {}: {e}", rec.digest)),
