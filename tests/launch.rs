@@ -234,3 +234,21 @@ fn detached_launch_keeps_running_until_deleted() {
     assert!(!bundle.exists(), "the launch bundle goes with the container");
     assert!(w.state_entries().is_empty());
 }
+
+#[test]
+fn concurrent_launches_of_one_image() {
+    let w = std::sync::Arc::new(World::new());
+    w.image(&fixtures().join("probe-only"), "micro/probe:1", r#"["/mica-probe", "--quiet"]"#);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let w = w.clone();
+            std::thread::spawn(move || w.launch(&["--rm", "micro/probe:1"]).0)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 0);
+    }
+    assert!(w.state_entries().is_empty(), "{:?}", w.state_entries());
+    let out = w.mica(&["image", "verify", "micro/probe:1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
