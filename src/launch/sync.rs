@@ -30,11 +30,24 @@ pub enum Kind {
     State = 7,
 }
 
-/// Which step of the child failed; the parent turns it into words.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    Sync = 1,
+/// Declares `Step` and `Step::ALL` from one list, so they cannot drift apart.
+macro_rules! steps {
+    ($($name:ident),* $(,)?) => {
+        /// Which step of the child failed; the parent turns it into words.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Step {
+            $($name),*
+        }
+
+        impl Step {
+            const ALL: &'static [Step] = &[$(Step::$name),*];
+        }
+    };
+}
+
+steps!(
+    Sync,
     Setns,
     Unshare,
     TimeOffsets,
@@ -71,51 +84,11 @@ pub enum Step {
     Setsid,
     OomScore,
     Fds,
-}
+);
 
 impl Step {
     pub fn from_u32(v: u32) -> Option<Step> {
-        use Step::*;
-        const ALL: [Step; 37] = [
-            Sync,
-            Setns,
-            Unshare,
-            TimeOffsets,
-            Fork,
-            MakePrivate,
-            BindRootfs,
-            Mount,
-            Mountpoint,
-            Device,
-            Symlink,
-            CreateContainerHook,
-            Pivot,
-            Propagation,
-            Sysctl,
-            Console,
-            MaskPath,
-            ReadonlyPath,
-            ReadonlyRoot,
-            Hostname,
-            Domainname,
-            Chdir,
-            Rlimit,
-            Personality,
-            Capabilities,
-            Groups,
-            SetUid,
-            SetGid,
-            NoNewPrivs,
-            Seccomp,
-            ExecNotFound,
-            ExecPermission,
-            ExecLookup,
-            Umask,
-            Setsid,
-            OomScore,
-            Fds,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
+        Step::ALL.iter().copied().find(|s| *s as u32 == v)
     }
 
     pub fn describe(self) -> &'static str {
@@ -306,5 +279,28 @@ pub fn send_fd(sock: i32, fd: i32, name: &[u8]) -> Result<(), Errno> {
         Err(Errno::last())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_round_trip_through_the_wire_number() {
+        for s in Step::ALL {
+            assert_eq!(Step::from_u32(*s as u32), Some(*s));
+        }
+        assert_eq!(Step::from_u32(Step::ALL.len() as u32), None);
+    }
+
+    #[test]
+    fn error_messages_carry_step_errno_and_detail() {
+        let m = Msg::error(Step::Mount, Errno::ENOENT, b"/x");
+        assert_eq!(m.kind(), Some(Kind::Error));
+        assert_eq!(Step::from_u32(m.step), Some(Step::Mount));
+        assert_eq!(m.detail(), b"/x");
+        let long = vec![b'a'; DETAIL_LEN + 10];
+        assert_eq!(Msg::error(Step::Mount, Errno::ENOENT, &long).detail().len(), DETAIL_LEN);
     }
 }
