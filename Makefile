@@ -38,6 +38,38 @@ run: release fixtures
 test: deps fixtures
 	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) $(CARGO) test --all-targets
 
+# tests/cgroups.rs on a pure cgroup v2 kernel, booted under qemu (vm/run.sh).
+.PHONY: test-cgroup2
+test-cgroup2: fixtures
+	FIXTURES=$(FIXTURES) CARGO=$(CARGO) sh vm/run.sh
+
+# mica bench against its peers (as root): installs them, boots the microVM,
+# writes bench/RESULTS.md, bench/startup.svg and bench/results.json.
+# youki is measured when it is installed (cargo install youki --features v1;
+# not done here: it takes longer to build than the whole bench).
+BENCH_PKGS  ?= runc crun bubblewrap hyperfine qemu-system-x86 busybox-static
+BENCH_FLAGS ?= --vm
+.PHONY: bench
+bench: release fixtures
+	@missing=""; for p in $(BENCH_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	mkdir -p bench
+	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) target/release/mica bench $(BENCH_FLAGS) \
+		--json bench/results.json --svg bench/startup.svg --markdown bench/RESULTS.md
+
+# mica driven by podman (conmon), containerd (ctr, runc v2 shim) and containerd's CRI,
+# each check also run with runc (tests/engines.rs). Installs the engines if missing.
+ENGINE_PKGS ?= podman conmon containerd runc python3-grpcio bsdutils
+.PHONY: test-engines
+test-engines: fixtures
+	@$(MAKE) --no-print-directory deps APT_PKGS="$(ENGINE_PKGS)"
+	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) $(CARGO) test --test engines -- --nocapture --test-threads 6
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings

@@ -36,14 +36,14 @@ const POLL: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading, creating, listing or removing a cgroup file or directory failed.
-    #[error("cgroups: cannot {op} {}: {err}", .path.display())]
+    #[error("cgroup: cannot {op} {}: {err}", .path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
         err: io::Error,
     },
     /// The kernel refused a value written to a cgroup file.
-    #[error("cgroups: writing {value:?} to {} failed: {err}", .path.display())]
+    #[error("cgroup: writing {value:?} to {} failed: {err}", .path.display())]
     Write {
         path: PathBuf,
         value: String,
@@ -51,29 +51,29 @@ pub enum Error {
     },
     /// A kernel-provided file (mountinfo, /proc/self/cgroup, cgroup.procs ...)
     /// had unexpected content.
-    #[error("cgroups: cannot parse {what}: {detail}")]
+    #[error("cgroup: cannot parse {what}: {detail}")]
     Parse { what: String, detail: String },
     /// `linux.cgroupsPath` (or a recorded path) is unusable.
-    #[error("cgroups: invalid cgroups path {path:?}: {reason}")]
+    #[error("cgroup: invalid cgroups path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
     /// A value from `linux.resources` is out of range or inconsistent.
-    #[error("cgroups: invalid value {value} for {field}: {reason}")]
+    #[error("cgroup: invalid value {value} for {field}: {reason}")]
     InvalidValue {
         field: String,
         value: String,
         reason: String,
     },
     /// The configuration needs a controller this host / cgroup does not offer.
-    #[error("cgroups: the {controller} controller is not available: {reason}")]
+    #[error("cgroup: the {controller} controller is not available: {reason}")]
     ControllerMissing { controller: String, reason: String },
     /// The request cannot be honoured on this cgroup version / kernel.
-    #[error("cgroups: not supported: {0}")]
+    #[error("cgroup: not supported: {0}")]
     Unsupported(String),
     /// The kernel did not reach the expected state in time.
-    #[error("cgroups: timed out waiting for {what} ({})", .path.display())]
+    #[error("cgroup: timed out waiting for {what} ({})", .path.display())]
     Timeout { what: String, path: PathBuf },
     /// Sending SIGKILL to a process of the cgroup failed.
-    #[error("cgroups: cannot SIGKILL pid {pid} (in {}): {err}", .path.display())]
+    #[error("cgroup: cannot SIGKILL pid {pid} (in {}): {err}", .path.display())]
     Kill {
         pid: i32,
         path: PathBuf,

@@ -26,15 +26,35 @@ pub(super) fn controllers(dir: &Path) -> Result<BTreeSet<String>> {
         .collect())
 }
 
+/// Does `dir` hold processes while not being the root cgroup (which alone
+/// has no cgroup.type)?
+fn populated_non_root(dir: &Path) -> Result<bool> {
+    if !dir.join("cgroup.type").exists() {
+        return Ok(false);
+    }
+    Ok(read_opt(&dir.join("cgroup.procs"))?.is_some_and(|p| !p.trim().is_empty()))
+}
+
 /// Enable the wanted controllers in cgroup.subtree_control of every ancestor
 /// of the container dir, from the mount root down. Only missing ones are
-/// written. A refusal in a dir that existed before (e.g. EBUSY: it has
-/// processes) is skipped: the controller then just is not available and
-/// `apply` names it if the config needs it. In dirs we created it is an error.
+/// written. A refusal in a dir that existed before is skipped: the
+/// controller then just is not available and `apply` names it if the config
+/// needs it. In dirs we created it is an error.
+///
+/// A pre-existing non-root cgroup that holds processes (e.g. the caller's
+/// own, with an absolute cgroupsPath below it) is left alone: the kernel
+/// refuses domain controllers there (EBUSY) but accepts the threaded ones
+/// (cpu, cpuset, pids), which would turn it into a thread root, make the
+/// container's cgroup "domain invalid" (joining it fails with EOPNOTSUPP)
+/// and change a cgroup that is not ours.
 pub(super) fn enable_controllers(h: &HierarchyDir) -> Result<()> {
     let rel = h.dir.strip_prefix(&h.mount).unwrap_or(Path::new(""));
     let mut cur = h.mount.clone();
     for c in rel.components() {
+        if !h.is_ours(&cur) && populated_non_root(&cur)? {
+            cur.push(c);
+            continue;
+        }
         let avail = controllers(&cur)?;
         let ctl = cur.join("cgroup.subtree_control");
         let text = read(&ctl)?;

@@ -31,7 +31,7 @@ pub enum Error {
     Signal(String),
     #[error("{0}")]
     Launch(#[from] crate::launch::Error),
-    #[error("cgroup: {0}")]
+    #[error("{0}")]
     Cgroup(#[from] crate::cgroups::Error),
     #[error("{0}")]
     Other(String),

@@ -25,7 +25,7 @@ pub enum Error {
     },
     #[error("container setup: {0}")]
     Protocol(String),
-    #[error("cgroup: {0}")]
+    #[error("{0}")]
     Cgroup(#[from] crate::cgroups::Error),
     #[error("hook: {0}")]
     Hook(String),
