@@ -37,6 +37,7 @@ run: release fixtures
 # Every test: unit tests and integration tests that launch real containers (as root).
 test: deps fixtures
 	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) $(CARGO) test --all-targets
+	$(MAKE) --no-print-directory test-cgroup2
 
 # tests/cgroups.rs on a pure cgroup v2 kernel, booted under qemu (vm/run.sh).
 .PHONY: test-cgroup2

@@ -85,10 +85,6 @@ impl Contender {
         }
     }
 
-    pub fn is_mica(&self) -> bool {
-        matches!(self.kind, Kind::MicaRun | Kind::MicaCsd | Kind::MicaLaunch { .. } | Kind::MicaLaunchCold { .. })
-    }
-
     /// An OCI-runtime-like contender whose `run` takes `--root`/`--bundle`
     /// (those the throughput and density tables compare).
     pub fn runtime_bin<'a>(&'a self, ctx: &'a Ctx) -> Option<&'a Path> {

@@ -146,6 +146,15 @@ impl CgroupPlan {
         }
         for m in missing.into_iter().rev() {
             if std::fs::create_dir(&m).is_ok() {
+                // v1 cpuset: a new cgroup starts with no cpus and mems, and
+                // nothing can join it (or a child of it) until they are set.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    if let (Some(parent), true) = (m.parent(), m.join(f).exists()) {
+                        if let Ok(v) = std::fs::read_to_string(parent.join(f)) {
+                            let _ = std::fs::write(m.join(f), v.trim());
+                        }
+                    }
+                }
                 self.created.push(m);
             }
         }

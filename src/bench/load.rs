@@ -8,7 +8,6 @@ use super::report::{DensityRow, ThroughputRow};
 use super::workload::Workload;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Start `total` containers with `concurrency` in flight, for each

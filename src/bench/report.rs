@@ -153,7 +153,7 @@ fn cells(c: &ContenderResult) -> Vec<String> {
         ],
         _ => {
             let mut v = vec![c.name.clone()];
-            v.extend(std::iter::repeat_n("-".to_string(), 7));
+            v.extend(vec!["-".to_string(); 7]);
             v.push(if c.skipped.is_some() { remark(c) } else { format!("no successful start; {}", remark(c)) });
             v
         }

@@ -2,7 +2,7 @@
 //! box (quartiles), a median bar and min-max whiskers, on a log ms axis.
 
 use super::report::{fmt_ms, ContenderResult, Report};
-use super::stats::{self, Stats};
+use super::stats::Stats;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -82,7 +82,6 @@ pub fn write(report: &Report, path: &Path) -> Result<(), String> {
             ("sans-serif", 13).into_font().color(&BLACK),
         ))
         .map_err(e)?;
-        let _ = stats::median;
     }
     root.present().map_err(e)?;
     Ok(())

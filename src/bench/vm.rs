@@ -14,8 +14,24 @@ use std::time::Duration;
 /// The init's source, compiled at bench time.
 const INIT_SRC: &str = include_str!("init.rs");
 
-/// Kernel command line; TCG needs `tsc=reliable no_timer_check` to boot reliably.
+/// Kernel command line; TCG needs `tsc=reliable no_timer_check` to boot
+/// reliably, and on a busy host also a given TSC frequency (`tsc_early_khz`,
+/// added by [`append`]): calibrating it against the emulated PIT can fail
+/// and hang the boot.
 const APPEND: &str = "console=ttyS0 quiet panic=-1 reboot=t tsc=reliable no_timer_check rdinit=/init";
+
+/// The full command line for `args`.
+fn append(args: &[String]) -> String {
+    let mhz = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("cpu MHz").and_then(|v| v.trim_start_matches([' ', '\t', ':']).trim().parse::<f64>().ok()))
+        })
+        .filter(|m| *m > 100.0)
+        .unwrap_or(2000.0);
+    format!("{APPEND} tsc_early_khz={} -- {}", (mhz * 1000.0) as u64, args.join(" "))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -69,7 +85,7 @@ impl Vm {
             .arg("-initrd")
             .arg(&self.initrd)
             .arg("-append")
-            .arg(format!("{APPEND} -- {}", self.args.join(" ")));
+            .arg(append(&self.args));
         c
     }
 
@@ -148,7 +164,7 @@ pub fn prepare(
             let why = if !kvm_ok {
                 "/dev/kvm cannot be opened".to_string()
             } else {
-                match vm.boot("kvm", &mut out, Duration::from_secs(20)) {
+                match vm.boot("kvm", &mut out, Duration::from_secs(12)) {
                     Ok(_) => String::new(),
                     Err(e) => e,
                 }

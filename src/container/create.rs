@@ -152,6 +152,10 @@ fn create_with(
         }
     };
     st.cgroup = Some(cg.clone());
+    if let Err(e) = plan.bind_own_cgroups(&cg) {
+        undo(&dir, None, None);
+        return Err(e.into());
+    }
     let steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
         dir.save(st)?;
         cg.create()?;

@@ -127,7 +127,13 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
 pub const BUNDLE_OWNED_ANNOTATION: &str = "org.mica.bundle.owned";
 
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
-    let dir = Dir::open(root, id)?;
+    let dir = match Dir::open(root, id) {
+        Ok(dir) => dir,
+        // As runc: `delete --force` of a container that is already gone
+        // succeeds (engines call it to clean up after a failed create).
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let st = match dir.load() {
         Ok(Some(st)) => st,
         // Killed before its first state write: nothing else exists yet.

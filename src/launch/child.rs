@@ -389,6 +389,18 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
         .as_ref()
         .map(|d| d.as_ptr() as *const libc::c_void)
         .unwrap_or(null());
+    // tmpcopyup: an fd of the directory the tmpfs is about to cover.
+    let below = if m.copyup {
+        match sys::open_in_root(root, m.target.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                sys::close(tfd);
+                return Err(Msg::error(Step::Mount, e, tdetail));
+            }
+        }
+    } else {
+        None
+    };
     let r = if m.bind {
         mount_bind(root, m, src, &target)
     } else if !m.cgroup_v1.is_empty() || m.cgroup2 {
@@ -415,6 +427,14 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
         }
     };
     sys::close(tfd);
+    let r = match below {
+        Some(fd) => {
+            let r = r.and_then(|_| copy_up(root, m, fd));
+            sys::close(fd);
+            r
+        }
+        None => r,
+    };
     r.map_err(fail(Step::Mount, tdetail))?;
     if m.propagation != 0 {
         let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)
@@ -423,6 +443,135 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
         let r = sys::mount(null(), p.as_ptr(), null(), m.propagation, null());
         sys::close(fd);
         r.map_err(fail(Step::Propagation, tdetail))?;
+    }
+    Ok(())
+}
+
+/// tmpcopyup: copy the covered directory `below` into the tmpfs just mounted
+/// at `m.target`, with the covered directory's mode and owner, as runc does.
+fn copy_up(root: c_int, m: &MountOp, below: c_int) -> Result<(), Errno> {
+    let top = sys::open_in_root(root, m.target.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let r = (|| {
+        copy_tree(below, top, 0)?;
+        let st = sys::fstatat(below, c"".as_ptr(), libc::AT_EMPTY_PATH)?;
+        if unsafe { libc::fchown(top, st.st_uid, st.st_gid) } < 0 {
+            return Err(Errno::last());
+        }
+        if unsafe { libc::fchmod(top, st.st_mode & 0o7777) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    })();
+    sys::close(top);
+    r
+}
+
+/// Copy the entries of directory `src` into directory `dst` (both fds),
+/// recursively, keeping modes and owners. No allocation: fixed buffers on
+/// the stack, bounded depth.
+fn copy_tree(src: c_int, dst: c_int, depth: u32) -> Result<(), Errno> {
+    if depth > 64 {
+        return Err(Errno::ELOOP);
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, src, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            return Err(Errno::last());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = unsafe { CStr::from_ptr(buf.as_ptr().add(off + 19) as *const libc::c_char) };
+            off += reclen;
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            copy_entry(src, dst, name, depth)?;
+        }
+    }
+}
+
+fn copy_entry(src: c_int, dst: c_int, name: &CStr, depth: u32) -> Result<(), Errno> {
+    let st = sys::fstatat(src, name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)?;
+    let perm = st.st_mode & 0o7777;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            sys::mkdirat(dst, name.as_ptr(), 0o700)?;
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+            let s = sys::openat(src, name.as_ptr(), flags, 0)?;
+            let d = match sys::openat(dst, name.as_ptr(), flags, 0) {
+                Ok(d) => d,
+                Err(e) => {
+                    sys::close(s);
+                    return Err(e);
+                }
+            };
+            let r = copy_tree(s, d, depth + 1);
+            sys::close(s);
+            sys::close(d);
+            r?;
+        }
+        libc::S_IFREG => {
+            let s = sys::openat(src, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
+            let d = match sys::openat(
+                dst,
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    sys::close(s);
+                    return Err(e);
+                }
+            };
+            let mut left = st.st_size as usize;
+            let mut r = Ok(());
+            while left > 0 {
+                let k = unsafe { libc::sendfile(d, s, std::ptr::null_mut(), left.min(1 << 30)) };
+                if k < 0 {
+                    if Errno::last() == Errno::EINTR {
+                        continue;
+                    }
+                    r = Err(Errno::last());
+                    break;
+                }
+                if k == 0 {
+                    break;
+                }
+                left -= k as usize;
+            }
+            sys::close(s);
+            sys::close(d);
+            r?;
+        }
+        libc::S_IFLNK => {
+            let mut target = [0u8; 4096];
+            let k = unsafe {
+                libc::readlinkat(
+                    src,
+                    name.as_ptr(),
+                    target.as_mut_ptr() as *mut libc::c_char,
+                    target.len() - 1,
+                )
+            };
+            if k < 0 {
+                return Err(Errno::last());
+            }
+            target[k as usize] = 0;
+            sys::symlinkat(target.as_ptr() as *const libc::c_char, dst, name.as_ptr())?;
+        }
+        _ => sys::mknodat(dst, name.as_ptr(), st.st_mode, st.st_rdev)?,
+    }
+    sys::fchownat(dst, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+        // After chown, which clears set-id bits.
+        sys::fchmodat(dst, name.as_ptr(), perm)?;
     }
     Ok(())
 }
@@ -473,17 +622,33 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
     )?;
     let dir = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH | libc::O_DIRECTORY)?;
     let r = (|| {
-        for (name, opts) in &m.cgroup_v1 {
+        for (name, opts, bind) in &m.cgroup_v1 {
             sys::mkdirat(dir, name.as_ptr(), 0o755)?;
             let fd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
             let p = PathBuf::proc_fd(fd)?;
-            let r = sys::mount(
-                c"cgroup".as_ptr(),
-                p.as_ptr(),
-                c"cgroup".as_ptr(),
-                flags,
-                opts.as_ptr() as *const _,
-            );
+            let r = match bind {
+                // No cgroup namespace: only the container's own cgroup, as runc does.
+                Some(src) => sys::mount(src.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
+                    .and_then(|_| {
+                        let mfd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+                        let r = PathBuf::proc_fd(mfd).and_then(|mp| {
+                            remount_bind(
+                                &mp,
+                                mfd,
+                                flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                            )
+                        });
+                        sys::close(mfd);
+                        r
+                    }),
+                None => sys::mount(
+                    c"cgroup".as_ptr(),
+                    p.as_ptr(),
+                    c"cgroup".as_ptr(),
+                    flags,
+                    opts.as_ptr() as *const _,
+                ),
+            };
             sys::close(fd);
             r?;
         }

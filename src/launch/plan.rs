@@ -30,8 +30,12 @@ pub struct MountOp {
     pub bind: bool,
     /// Bind of a non-directory: the mountpoint is a file.
     pub file_target: bool,
-    /// v1 cgroup hierarchies to mount under a tmpfs at the target: (subdir, options).
-    pub cgroup_v1: Vec<(CString, CString)>,
+    /// v1 cgroup hierarchies to mount under a tmpfs at the target: (subdir,
+    /// options, the container's own cgroup dir to bind instead of mounting
+    /// the whole hierarchy — set by [`Plan::bind_own_cgroups`]).
+    pub cgroup_v1: Vec<(CString, CString, Option<CString>)>,
+    /// tmpfs with `tmpcopyup`: the target's contents are copied into the new tmpfs.
+    pub copyup: bool,
     /// mount cgroup2 (pure v2 host, or the "unified" dir of a hybrid one).
     pub cgroup2: bool,
 }
@@ -133,6 +137,29 @@ pub struct Plan {
     /// The fds the child keeps (sorted); every other fd above the preserved
     /// ones is closed first thing — the parent's state-dir lock among them.
     pub keep_fds: Vec<i32>,
+}
+
+impl Plan {
+    /// Without a new cgroup namespace, a fresh mount of a v1 hierarchy would
+    /// show the host's whole tree: bind the container's own directory of each
+    /// hierarchy instead, as runc does, so its limits are what it sees at
+    /// `/sys/fs/cgroup/<controller>/`.
+    pub fn bind_own_cgroups(&mut self, cg: &crate::cgroups::Cgroup) -> Result<()> {
+        if self.new_cgroupns {
+            return Ok(());
+        }
+        for m in &mut self.mounts {
+            for (name, _, bind) in &mut m.cgroup_v1 {
+                let dir = cg.v1.iter().find(|h| {
+                    h.mount.file_name().map(|n| n.as_bytes()) == Some(name.to_bytes())
+                });
+                if let Some(h) = dir {
+                    *bind = Some(path_cstr(&h.dir, "cgroup dir")?);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn cstr(s: impl AsRef<[u8]>, what: &str) -> Result<CString> {
@@ -249,12 +276,15 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
     let mut flags: libc::c_ulong = 0;
     let mut propagation: libc::c_ulong = 0;
     let mut data: Vec<String> = Vec::new();
+    let mut copyup = false;
     for opt in m.options().iter().flatten() {
         match mount_option(opt) {
             Some((set, clear, prop)) => {
                 flags = (flags | set) & !clear;
                 propagation |= prop;
             }
+            // runc's extension (podman --read-only uses it): fill the tmpfs with what it covers.
+            None if opt == "tmpcopyup" && fstype == "tmpfs" => copyup = true,
             None if opt == "tmpcopyup" || opt.starts_with("idmap") || opt == "rro" => {
                 return Err(Error::Config(format!(
                     "mount {target:?}: option {opt:?} is not supported"
@@ -289,7 +319,7 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         } else {
             let mut v = Vec::new();
             for (name, opts) in &cg.0 {
-                v.push((cstr(name, "cgroup name")?, cstr(opts, "cgroup options")?));
+                v.push((cstr(name, "cgroup name")?, cstr(opts, "cgroup options")?, None));
             }
             (v, false)
         }
@@ -316,6 +346,7 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         file_target,
         cgroup_v1,
         cgroup2,
+        copyup,
     })
 }
 
