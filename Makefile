@@ -3,7 +3,7 @@
 CARGO    ?= cargo
 FIXTURES ?= rootfs-fixtures/build
 # Debian packages the fixtures and tests need.
-APT_PKGS ?= busybox-static
+APT_PKGS ?= busybox-static $(ENGINE_PKGS)
 
 .PHONY: all build release deps fixtures run test lint clean
 

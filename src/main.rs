@@ -207,8 +207,37 @@ fn launch(cli: &Cli, a: &LaunchArgs) -> ExitCode {
     }
 }
 
+/// A command line clap refuses still reaches the `--log` file, so an engine
+/// shows the real reason (clap itself only writes to stderr).
+fn parse_or_log() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            args.iter().enumerate().find_map(|(i, a)| {
+                a.strip_prefix(&format!("{flag}="))
+                    .map(String::from)
+                    .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
+            })
+        };
+        let json = value("--log-format").as_deref() == Some("json");
+        mica::log::init(value("--log").map(Into::into), json, false);
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid command line");
+        mica::log::error(first.trim_start_matches("error: "));
+        ExitCode::from(e.exit_code().clamp(1, 255) as u8)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_or_log() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     mica::log::init(
         cli.log.clone(),
         cli.log_format == LogFormat::Json,

@@ -568,7 +568,13 @@ fn copy_entry(src: c_int, dst: c_int, name: &CStr, depth: u32) -> Result<(), Err
         }
         _ => sys::mknodat(dst, name.as_ptr(), st.st_mode, st.st_rdev)?,
     }
-    sys::fchownat(dst, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW)?;
+    sys::fchownat(
+        dst,
+        name.as_ptr(),
+        st.st_uid,
+        st.st_gid,
+        libc::AT_SYMLINK_NOFOLLOW,
+    )?;
     if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
         // After chown, which clears set-id bits.
         sys::fchmodat(dst, name.as_ptr(), perm)?;
@@ -630,7 +636,8 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
                 // No cgroup namespace: only the container's own cgroup, as runc does.
                 Some(src) => sys::mount(src.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
                     .and_then(|_| {
-                        let mfd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+                        let mfd =
+                            sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
                         let r = PathBuf::proc_fd(mfd).and_then(|mp| {
                             remount_bind(
                                 &mp,

@@ -150,9 +150,10 @@ impl Plan {
         }
         for m in &mut self.mounts {
             for (name, _, bind) in &mut m.cgroup_v1 {
-                let dir = cg.v1.iter().find(|h| {
-                    h.mount.file_name().map(|n| n.as_bytes()) == Some(name.to_bytes())
-                });
+                let dir = cg
+                    .v1
+                    .iter()
+                    .find(|h| h.mount.file_name().map(|n| n.as_bytes()) == Some(name.to_bytes()));
                 if let Some(h) = dir {
                     *bind = Some(path_cstr(&h.dir, "cgroup dir")?);
                 }
@@ -319,7 +320,11 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         } else {
             let mut v = Vec::new();
             for (name, opts) in &cg.0 {
-                v.push((cstr(name, "cgroup name")?, cstr(opts, "cgroup options")?, None));
+                v.push((
+                    cstr(name, "cgroup name")?,
+                    cstr(opts, "cgroup options")?,
+                    None,
+                ));
             }
             (v, false)
         }
