@@ -121,12 +121,12 @@ impl CgroupPlan {
 
     /// Make the parents ourselves, so no runtime removes one while another
     /// container is being created beneath it.
-    /// `absolute`: also the absolute parent (in the v1 hierarchies, for crun).
+    /// `absolute`: also the absolute parent (for crun, youki).
     pub fn prepare(&mut self, absolute: bool) {
         let mut dirs = Vec::new();
         for h in &self.hierarchies {
             dirs.push(join_rel(&h.own_dir(), &self.rel_parent));
-            if absolute && !h.v2 {
+            if absolute {
                 dirs.push(join_rel(&h.mount, &self.abs_parent));
             }
         }

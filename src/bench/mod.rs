@@ -259,19 +259,24 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
                 match proc::which(name) {
                     Some(bin) => {
                         let is_crun = label.contains("crun");
+                        // runc reads a relative cgroupsPath beneath its own cgroup, as mica
+                        // does; crun and youki from each hierarchy's root, so they get an
+                        // absolute path beneath our own cgroup (so does any other runtime).
+                        let absolute = !label.contains("runc") || is_crun;
                         list[i].command = format!("{} run (deletes the container on exit)", bin.display());
                         list[i].version = proc::version(&bin, &["--version"]);
-                        if is_crun {
-                            // crun reads a relative cgroupsPath from the hierarchy's root.
-                            list[i].note = "cgroupsPath absolute beneath our own cgroup".into();
-                            if hybrid {
-                                list[i].note = "in a private mount namespace whose /sys/fs/cgroup holds only the v1 \
-                                                hierarchies (crun 1.8 refuses hybrid cgroups); cgroupsPath absolute \
-                                                beneath our own cgroup"
-                                    .into();
-                            }
+                        let mut notes = Vec::new();
+                        if is_crun && hybrid {
+                            notes.push(
+                                "in a private mount namespace whose /sys/fs/cgroup holds only the v1 hierarchies \
+                                 (crun 1.8 refuses hybrid cgroups)",
+                            );
                         }
-                        list[i].kind = Kind::Oci { bin, absolute_cgroups: is_crun, v1ns: is_crun && hybrid };
+                        if absolute {
+                            notes.push("cgroupsPath absolute beneath our own cgroup");
+                        }
+                        list[i].note = notes.join("; ");
+                        list[i].kind = Kind::Oci { bin, absolute_cgroups: absolute, v1ns: is_crun && hybrid };
                     }
                     None => {
                         list[i].skipped = Some(if name == "youki" {
