@@ -17,3 +17,4 @@ pub mod launch;
 pub mod log;
 pub mod seccomp;
 pub mod spec;
+pub mod trace;

@@ -234,6 +234,7 @@ fn parse_or_log() -> Result<Cli, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    mica::trace::start();
     let cli = match parse_or_log() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -243,6 +244,9 @@ fn main() -> ExitCode {
         cli.log_format == LogFormat::Json,
         cli.debug,
     );
+    if cli.debug {
+        mica::trace::enable();
+    }
     if let Command::Launch(a) = &cli.command {
         return launch(&cli, a);
     }

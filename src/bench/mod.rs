@@ -11,6 +11,7 @@
 //! ```
 
 mod contender;
+mod from_image;
 pub mod host;
 mod image;
 mod load;
@@ -18,7 +19,7 @@ pub mod proc;
 pub mod report;
 pub mod stats;
 mod svg;
-pub mod trace;
+pub use crate::trace;
 mod vm;
 pub mod workload;
 
@@ -38,9 +39,10 @@ pub struct BenchOptions {
     /// `--bundle DIR`: the workload (its config.json, copied per container
     /// with its own cgroupsPath). Default: `/bin/true` in the busybox fixture.
     pub bundle: Option<PathBuf>,
-    /// `IMAGE` (positional): an OCI image layout directory whose rootfs is
-    /// the workload, also used by the `mica launch` contenders.
-    pub image: Option<PathBuf>,
+    /// `IMAGE` (positional): an image (a path to an OCI layout, oci-archive
+    /// or docker-save tarball, or a name in mica's store) whose root and
+    /// command are the workload; the `mica launch` contenders launch it.
+    pub image: Option<String>,
     /// `--runs N` measured starts per contender (default 50).
     pub runs: usize,
     /// `--warmup N` unmeasured starts per contender first (default 3).
@@ -119,7 +121,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -175,12 +180,18 @@ fn fixtures_dir(opts: &BenchOptions, mica: &Path) -> PathBuf {
 /// Run the whole bench; the caller prints [`Report::text`].
 pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     if unsafe { libc::geteuid() } != 0 {
-        return Err(Error::Setup("mica bench needs root (it starts containers with every runtime)".into()));
+        return Err(Error::Setup(
+            "mica bench needs root (it starts containers with every runtime)".into(),
+        ));
     }
     if opts.runs == 0 {
         return Err(Error::Setup("--runs must be at least 1".into()));
     }
-    let progress = Progress { on: opts.progress.unwrap_or_else(|| unsafe { libc::isatty(2) } == 1) };
+    let progress = Progress {
+        on: opts
+            .progress
+            .unwrap_or_else(|| unsafe { libc::isatty(2) } == 1),
+    };
     let mica = match &opts.mica {
         Some(m) => m.clone(),
         None => std::env::current_exe().map_err(|e| Error::io("current_exe", e))?,
@@ -189,19 +200,19 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     let work = WorkDir(std::env::temp_dir().join(format!("mica-bench-{}", std::process::id())));
     contender::remove_tree(&work.0);
     for d in ["bundles", "out", "roots", "stores"] {
-        std::fs::create_dir_all(work.0.join(d)).map_err(|e| Error::io(format!("mkdir {}", work.0.display()), e))?;
+        std::fs::create_dir_all(work.0.join(d))
+            .map_err(|e| Error::io(format!("mkdir {}", work.0.display()), e))?;
     }
     let mut notes = Vec::new();
 
-    // The workload.
-    let workload = match (&opts.bundle, &opts.image) {
+    // The workload: a bundle, an image, or /bin/true in the busybox fixture.
+    let from_image = match (&opts.bundle, &opts.image) {
+        (None, Some(img)) => Some(from_image::prepare(img, &work.0)?),
+        _ => None,
+    };
+    let workload = match (&opts.bundle, &from_image) {
         (Some(b), _) => workload::Workload::from_bundle(b)?,
-        (None, Some(img)) => {
-            return Err(Error::Setup(format!(
-                "IMAGE {}: benchmarking an image's own rootfs is not supported yet; pass --bundle",
-                img.display()
-            )))
-        }
+        (None, Some(f)) => f.workload.clone(),
         (None, None) => workload::Workload::busybox(&fixtures)?,
     };
 
@@ -219,26 +230,57 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     let i = add("mica create/start/delete", Kind::MicaCsd, &mut list);
     list[i].command = "mica create, start, wait for the process, delete".into();
     list[i].parts = vec!["create", "start", "wait", "delete"];
-    setup_launch(&mica, &workload, &work.0, &mut list, &mut add);
+    setup_launch(
+        &mica,
+        &workload,
+        from_image.as_ref(),
+        &work.0,
+        &mut list,
+        &mut add,
+    );
 
     let hierarchies = host::hierarchies();
     let hybrid = host::hybrid(&hierarchies);
-    for v in opts.vs.iter().map(|s| s.trim()).filter(|s| !s.is_empty() && *s != "none") {
+    for v in opts
+        .vs
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && *s != "none")
+    {
         match v {
             "bwrap" | "bubblewrap" => {
-                let i = add("bubblewrap", Kind::Bwrap { bin: PathBuf::new() }, &mut list);
+                let i = add(
+                    "bubblewrap",
+                    Kind::Bwrap {
+                        bin: PathBuf::new(),
+                    },
+                    &mut list,
+                );
                 list[i].note = "no cgroups".into();
                 match proc::which("bwrap") {
                     Some(b) => {
-                        list[i].command = format!("{} --ro-bind ROOTFS / --proc /proc --dev /dev --unshare-all ARGS", b.display());
+                        list[i].command = format!(
+                            "{} --ro-bind ROOTFS / --proc /proc --dev /dev --unshare-all ARGS",
+                            b.display()
+                        );
                         list[i].version = proc::version(&b, &["--version"]);
                         list[i].kind = Kind::Bwrap { bin: b };
                     }
-                    None => list[i].skipped = Some("bwrap not found (apt-get install bubblewrap)".into()),
+                    None => {
+                        list[i].skipped =
+                            Some("bwrap not found (apt-get install bubblewrap)".into())
+                    }
                 }
             }
             "floor" => {
-                let i = add("floor (unshare+chroot)", Kind::Floor { unshare: PathBuf::new(), chroot: PathBuf::new() }, &mut list);
+                let i = add(
+                    "floor (unshare+chroot)",
+                    Kind::Floor {
+                        unshare: PathBuf::new(),
+                        chroot: PathBuf::new(),
+                    },
+                    &mut list,
+                );
                 list[i].note = "no cgroups, no mounts".into();
                 match (proc::which("unshare"), proc::which("chroot")) {
                     (Some(u), Some(c)) => {
@@ -248,14 +290,31 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
                             c.display()
                         );
                         list[i].version = proc::version(&u, &["--version"]);
-                        list[i].kind = Kind::Floor { unshare: u, chroot: c };
+                        list[i].kind = Kind::Floor {
+                            unshare: u,
+                            chroot: c,
+                        };
                     }
-                    _ => list[i].skipped = Some("unshare or chroot not found (util-linux, coreutils)".into()),
+                    _ => {
+                        list[i].skipped =
+                            Some("unshare or chroot not found (util-linux, coreutils)".into())
+                    }
                 }
             }
             name => {
-                let label = Path::new(name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(name.into());
-                let i = add(&label, Kind::Oci { bin: PathBuf::new(), absolute_cgroups: false, v1ns: false }, &mut list);
+                let label = Path::new(name)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or(name.into());
+                let i = add(
+                    &label,
+                    Kind::Oci {
+                        bin: PathBuf::new(),
+                        absolute_cgroups: false,
+                        v1ns: false,
+                    },
+                    &mut list,
+                );
                 match proc::which(name) {
                     Some(bin) => {
                         let is_crun = label.contains("crun");
@@ -263,7 +322,8 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
                         // does; crun and youki from each hierarchy's root, so they get an
                         // absolute path beneath our own cgroup (so does any other runtime).
                         let absolute = !label.contains("runc") || is_crun;
-                        list[i].command = format!("{} run (deletes the container on exit)", bin.display());
+                        list[i].command =
+                            format!("{} run (deletes the container on exit)", bin.display());
                         list[i].version = proc::version(&bin, &["--version"]);
                         let mut notes = Vec::new();
                         if is_crun && hybrid {
@@ -276,7 +336,11 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
                             notes.push("cgroupsPath absolute beneath our own cgroup");
                         }
                         list[i].note = notes.join("; ");
-                        list[i].kind = Kind::Oci { bin, absolute_cgroups: absolute, v1ns: is_crun && hybrid };
+                        list[i].kind = Kind::Oci {
+                            bin,
+                            absolute_cgroups: absolute,
+                            v1ns: is_crun && hybrid,
+                        };
                     }
                     None => {
                         list[i].skipped = Some(if name == "youki" {
@@ -290,10 +354,24 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
         }
     }
     if opts.vm {
-        let i = add("microVM (qemu)", Kind::Floor { unshare: PathBuf::new(), chroot: PathBuf::new() }, &mut list);
+        let i = add(
+            "microVM (qemu)",
+            Kind::Floor {
+                unshare: PathBuf::new(),
+                chroot: PathBuf::new(),
+            },
+            &mut list,
+        );
         progress.show("preparing the microVM (kernel, init, initramfs, accelerator probe)");
         let mut note = String::new();
-        match vm::prepare(opts.kernel.as_deref(), opts.accel, &workload.rootfs, &workload.args, &work.0, &mut note) {
+        match vm::prepare(
+            opts.kernel.as_deref(),
+            opts.accel,
+            &workload.rootfs,
+            &workload.args,
+            &work.0,
+            &mut note,
+        ) {
             Ok(v) => {
                 list[i].command = format!(
                     "{} -M microvm,accel={} -kernel {} -initrd (rootfs + mica-init)",
@@ -311,12 +389,17 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
 
     // Host set-up: crun's namespace, our cgroup parents.
     let mut cg = host::CgroupPlan::new();
-    let needs_v1ns = list.iter().any(|c| c.skipped.is_none() && matches!(c.kind, Kind::Oci { v1ns: true, .. }));
+    let needs_v1ns = list
+        .iter()
+        .any(|c| c.skipped.is_none() && matches!(c.kind, Kind::Oci { v1ns: true, .. }));
     let v1ns = if needs_v1ns {
         match host::V1Namespace::new(&work.0) {
             Ok(n) => Some(n),
             Err(e) => {
-                for c in list.iter_mut().filter(|c| matches!(c.kind, Kind::Oci { v1ns: true, .. })) {
+                for c in list
+                    .iter_mut()
+                    .filter(|c| matches!(c.kind, Kind::Oci { v1ns: true, .. }))
+                {
                     c.skipped = Some(e.clone());
                 }
                 None
@@ -325,8 +408,22 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     } else {
         None
     };
-    cg.prepare(list.iter().any(|c| matches!(c.kind, Kind::Oci { absolute_cgroups: true, .. })));
-    let ctx = Ctx { work: work.0.clone(), mica: mica.clone(), workload: &workload, cg: &cg, v1ns: v1ns.as_ref() };
+    cg.prepare(list.iter().any(|c| {
+        matches!(
+            c.kind,
+            Kind::Oci {
+                absolute_cgroups: true,
+                ..
+            }
+        )
+    }));
+    let ctx = Ctx {
+        work: work.0.clone(),
+        mica: mica.clone(),
+        workload: &workload,
+        cg: &cg,
+        v1ns: v1ns.as_ref(),
+    };
 
     let result = measure(opts, &ctx, &mut list, &progress, &fixtures);
     progress.done();
@@ -336,7 +433,11 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     notes.extend(more);
 
     let baseline = "mica run".to_string();
-    let base = contenders.iter().find(|c| c.name == baseline).and_then(|c| c.stats.as_ref()).map(|s| s.median);
+    let base = contenders
+        .iter()
+        .find(|c| c.name == baseline)
+        .and_then(|c| c.stats.as_ref())
+        .map(|s| s.median);
     let contenders = contenders
         .into_iter()
         .map(|mut c| {
@@ -364,10 +465,22 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
     Ok(report)
 }
 
-type Measured = (Vec<report::ContenderResult>, Vec<report::ThroughputRow>, Vec<report::DensityRow>, Vec<report::Phase>, Vec<String>);
+type Measured = (
+    Vec<report::ContenderResult>,
+    Vec<report::ThroughputRow>,
+    Vec<report::DensityRow>,
+    Vec<report::Phase>,
+    Vec<String>,
+);
 
 /// Warm-up, the alternating rounds, phases, throughput, density.
-fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Progress, fixtures: &Path) -> Measured {
+fn measure(
+    opts: &BenchOptions,
+    ctx: &Ctx,
+    list: &mut [Contender],
+    progress: &Progress,
+    fixtures: &Path,
+) -> Measured {
     let n = list.len();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
     let mut failures: Vec<(usize, Option<String>)> = vec![(0, None); n];
@@ -380,7 +493,12 @@ fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Pr
             if c.skipped.is_some() || is_vm(c) {
                 continue;
             }
-            progress.show(&format!("warm-up {}/{}  {}", round + 1, opts.warmup, c.name));
+            progress.show(&format!(
+                "warm-up {}/{}  {}",
+                round + 1,
+                opts.warmup,
+                c.name
+            ));
             if let Err(e) = c.once(ctx, 0) {
                 c.skipped = Some(format!("fails on this host: {e}"));
             }
@@ -408,7 +526,10 @@ fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Pr
     // A contender that never once worked is skipped, with the reason.
     for (j, c) in list.iter_mut().enumerate() {
         if c.skipped.is_none() && samples[j].is_empty() {
-            c.skipped = Some(format!("fails on this host: {}", failures[j].1.clone().unwrap_or_default()));
+            c.skipped = Some(format!(
+                "fails on this host: {}",
+                failures[j].1.clone().unwrap_or_default()
+            ));
         }
     }
 
@@ -417,13 +538,22 @@ fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Pr
     progress.show("phases (MICA_TRACE=1)");
     let phases = phases(ctx, &list[0], 5);
     if phases.is_empty() {
-        notes.push("MICA_TRACE=1 produced no phase timings: this mica build has no trace points yet".into());
+        notes.push(
+            "MICA_TRACE=1 produced no phase timings: this mica build has no trace points yet"
+                .into(),
+        );
     }
 
     // Throughput and density: mica run against the other runtimes.
     let active: Vec<&Contender> = list
         .iter()
-        .filter(|c| c.skipped.is_none() && matches!(c.kind, Kind::MicaRun | Kind::Oci { .. } | Kind::Bwrap { .. } | Kind::Floor { .. }))
+        .filter(|c| {
+            c.skipped.is_none()
+                && matches!(
+                    c.kind,
+                    Kind::MicaRun | Kind::Oci { .. } | Kind::Bwrap { .. } | Kind::Floor { .. }
+                )
+        })
         .collect();
     let show = |m: &str| progress.show(m);
     let throughput = if opts.throughput > 0 {
@@ -432,10 +562,18 @@ fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Pr
         Vec::new()
     };
     let density = if opts.density > 0 {
-        let runtimes: Vec<&Contender> = active.iter().copied().filter(|c| c.runtime_bin(ctx).is_some()).collect();
+        let runtimes: Vec<&Contender> = active
+            .iter()
+            .copied()
+            .filter(|c| c.runtime_bin(ctx).is_some())
+            .collect();
         let probe = fixtures.join("probe-only");
         let idle = if probe.join("mica-probe").exists() {
-            workload::Workload::on_rootfs(&probe, &["/mica-probe", "--sleep", "inf", "--quiet"], "mica-probe --sleep inf")
+            workload::Workload::on_rootfs(
+                &probe,
+                &["/mica-probe", "--sleep", "inf", "--quiet"],
+                "mica-probe --sleep inf",
+            )
         } else {
             workload::Workload::on_rootfs(&ctx.workload.rootfs, &["/bin/sleep", "100000"], "sleep")
         };
@@ -463,11 +601,19 @@ fn measure(opts: &BenchOptions, ctx: &Ctx, list: &mut [Contender], progress: &Pr
                 version: c.version.clone(),
                 note: c.note.clone(),
                 skipped: c.skipped.clone(),
-                stats: if c.skipped.is_none() { stats::Stats::of(&ms) } else { None },
+                stats: if c.skipped.is_none() {
+                    stats::Stats::of(&ms)
+                } else {
+                    None
+                },
                 peak_rss_kib: rss.iter().copied().max(),
                 samples_ms: ms,
                 part_names: c.parts.iter().map(|p| p.to_string()).collect(),
-                parts_ms: if c.parts.is_empty() { Vec::new() } else { s.iter().map(|x| x.parts_ms.clone()).collect() },
+                parts_ms: if c.parts.is_empty() {
+                    Vec::new()
+                } else {
+                    s.iter().map(|x| x.parts_ms.clone()).collect()
+                },
                 rss_kib: rss,
                 ratio: None,
                 failures: failures[j].0,
@@ -484,13 +630,26 @@ fn phases(ctx: &Ctx, mica_run: &Contender, n: usize) -> Vec<report::Phase> {
     for _ in 0..n {
         let id = mica_run.new_id();
         let bundle = ctx.work.join("bundles").join("trace");
-        if ctx.workload.write_bundle(&bundle, &ctx.cg.path(&id, false)).is_err() {
+        if ctx
+            .workload
+            .write_bundle(&bundle, &ctx.cg.path(&id, false))
+            .is_err()
+        {
             break;
         }
-        let Ok(mut out) = proc::Output::new(&ctx.work.join("out"), "trace") else { break };
-        let mut cmd = mica_run.rt(&ctx.mica, &["run", "--bundle", &bundle.to_string_lossy(), &id]);
+        let Ok(mut out) = proc::Output::new(&ctx.work.join("out"), "trace") else {
+            break;
+        };
+        let mut cmd = mica_run.rt(
+            &ctx.mica,
+            &["run", "--bundle", &bundle.to_string_lossy(), &id],
+        );
         cmd.env("MICA_TRACE", "1");
-        let spawn = proc::Spawn { mount_ns: None, timeout: Some(contender::TIMEOUT), output: Some(&out) };
+        let spawn = proc::Spawn {
+            mount_ns: None,
+            timeout: Some(contender::TIMEOUT),
+            output: Some(&out),
+        };
         if !proc::run(&mut cmd, &spawn).is_ok_and(|o| o.ok()) {
             mica_run.force_delete(ctx, &ctx.mica, &id);
             continue;
@@ -504,7 +663,11 @@ fn phases(ctx: &Ctx, mica_run: &Contender, n: usize) -> Vec<report::Phase> {
     }
     by_name
         .into_iter()
-        .map(|(name, v)| report::Phase { median_ms: stats::median(&v).unwrap_or(0.0), samples: v.len(), name })
+        .map(|(name, v)| report::Phase {
+            median_ms: stats::median(&v).unwrap_or(0.0),
+            samples: v.len(),
+            name,
+        })
         .collect()
 }
 
@@ -513,12 +676,26 @@ fn phases(ctx: &Ctx, mica_run: &Contender, n: usize) -> Vec<report::Phase> {
 fn setup_launch(
     mica: &Path,
     workload: &workload::Workload,
+    from_image: Option<&from_image::FromImage>,
     work: &Path,
     list: &mut Vec<Contender>,
     add: &mut dyn FnMut(&str, Kind, &mut Vec<Contender>) -> usize,
 ) {
-    let warm = add("mica launch --rm (warm store)", Kind::MicaLaunch { reference: String::new(), store: PathBuf::new() }, list);
-    let cold = add("mica import + launch (cold)", Kind::MicaLaunchCold { layout: PathBuf::new() }, list);
+    let warm = add(
+        "mica launch --rm (warm store)",
+        Kind::MicaLaunch {
+            reference: String::new(),
+            store: PathBuf::new(),
+        },
+        list,
+    );
+    let cold = add(
+        "mica import + launch (cold)",
+        Kind::MicaLaunchCold {
+            layout: PathBuf::new(),
+        },
+        list,
+    );
     list[cold].parts = vec!["import", "launch"];
     let has = |args: &[&str]| {
         Command::new(mica)
@@ -535,6 +712,27 @@ fn setup_launch(
         list[cold].skipped = Some(why);
         return;
     }
+    if let Some(f) = from_image {
+        list[warm].command = format!("MICA_STORE=STORE mica launch --rm {} (the image's command)", f.reference);
+        list[warm].kind = Kind::MicaLaunch {
+            reference: f.reference.clone(),
+            store: f.store.clone(),
+        };
+        match &f.path {
+            Some(p) => {
+                list[cold].command = format!(
+                    "mica image import {} (empty store), then mica launch --rm",
+                    p.display()
+                );
+                list[cold].kind = Kind::MicaLaunchCold { layout: p.clone() };
+            }
+            None => {
+                list[cold].skipped =
+                    Some("IMAGE is a name in the store, not a path to import".into())
+            }
+        }
+        return;
+    }
     let layout = work.join("image");
     if let Err(e) = image::build_layout(&workload.rootfs, &workload.args, &layout) {
         list[warm].skipped = Some(format!("building the image: {e}"));
@@ -543,12 +741,21 @@ fn setup_launch(
     }
     let store = work.join("stores/warm");
     let imported = proc::helper(
-        Command::new(mica).env("MICA_STORE", &store).args(["image", "import", "--name", image::REFERENCE]).arg(&layout),
+        Command::new(mica)
+            .env("MICA_STORE", &store)
+            .args(["image", "import", "--name", image::REFERENCE])
+            .arg(&layout),
     );
     match imported {
         Ok(_) => {
-            list[warm].command = format!("MICA_STORE=STORE mica launch --rm {} -- ARGS", image::REFERENCE);
-            list[warm].kind = Kind::MicaLaunch { reference: image::REFERENCE.into(), store };
+            list[warm].command = format!(
+                "MICA_STORE=STORE mica launch --rm {} (the image's command)",
+                image::REFERENCE
+            );
+            list[warm].kind = Kind::MicaLaunch {
+                reference: image::REFERENCE.into(),
+                store,
+            };
         }
         Err(e) => list[warm].skipped = Some(format!("image import fails: {e}")),
     }
@@ -557,13 +764,18 @@ fn setup_launch(
 }
 
 fn write_outputs(opts: &BenchOptions, report: &Report) -> Result<(), Error> {
-    for p in [&opts.json, &opts.svg, &opts.markdown].into_iter().flatten() {
+    for p in [&opts.json, &opts.svg, &opts.markdown]
+        .into_iter()
+        .flatten()
+    {
         if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(format!("mkdir {}", d.display()), e))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("mkdir {}", d.display()), e))?;
         }
     }
     if let Some(p) = &opts.json {
-        std::fs::write(p, report.json()? + "\n").map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+        std::fs::write(p, report.json()? + "\n")
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
     }
     if let Some(p) = &opts.svg {
         svg::write(report, p).map_err(|e| Error::Setup(format!("write {}: {e}", p.display())))?;
@@ -571,10 +783,14 @@ fn write_outputs(opts: &BenchOptions, report: &Report) -> Result<(), Error> {
     if let Some(p) = &opts.markdown {
         // The chart, relative to the Markdown file when they share a directory.
         let svg = opts.svg.as_ref().map(|s| match (s.parent(), p.parent()) {
-            (Some(a), Some(b)) if a == b => s.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            (Some(a), Some(b)) if a == b => s
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             _ => s.display().to_string(),
         });
-        std::fs::write(p, report.markdown(svg.as_deref())).map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+        std::fs::write(p, report.markdown(svg.as_deref()))
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use super::error::{Error, Result};
 use super::state::{self, Dir, Proc, State, Status};
 use crate::cgroups::Cgroup;
 use crate::launch::{self, hooks, plan};
+use crate::trace;
 use oci_spec::runtime::Spec;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
+    trace::phase("config parse");
     let console = opts
         .console_socket
         .as_deref()
@@ -108,6 +110,7 @@ fn create_with(
             join_pid: None,
         },
     )?;
+    trace::phase("plan");
     let hooks = spec.hooks().clone().unwrap_or_default();
     plan.prepivot_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
         || hooks
@@ -158,6 +161,7 @@ fn create_with(
     }
     let steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
         dir.save(st)?;
+        trace::phase("state dir");
         cg.create()?;
         if let Some(r) = linux.resources() {
             let mut r = r.clone();
@@ -195,7 +199,9 @@ fn create_with(
             .open(&fifo)
             .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
         plan.exec_fifo = Some(OwnedFd::from(f));
+        trace::phase("cgroup");
         let mut spawned = launch::spawn(plan, Some(&cg))?;
+        trace::phase("clone");
         st.init = Proc::of(spawned.pid());
         dir.save(st)?;
         let snapshot = st.clone();
@@ -209,6 +215,7 @@ fn create_with(
                 hooks::run_all(hooks.prestart().as_ref(), &json)?;
                 hooks::run_all(hooks.create_runtime().as_ref(), &json)
             })?;
+            trace::phase("container setup (namespaces, mounts, pivot, identity, seccomp)");
             st.phase = Status::Created;
             dir.save(st)?;
             if let Some(p) = &opts.pid_file {
@@ -358,6 +365,7 @@ pub fn run_keep(root: &Path, id: &str, opts: &CreateOptions, detach: bool, keep:
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
+    trace::phase("config parse");
     let terminal = spec
         .process()
         .as_ref()
@@ -394,6 +402,7 @@ pub fn run_keep(root: &Path, id: &str, opts: &CreateOptions, detach: bool, keep:
         return Err(e);
     }
     drop(spawned);
+    trace::phase("start");
     // Let `state`, `kill`, `ps` in while we wait.
     drop(dir);
     if detach {
@@ -403,8 +412,10 @@ pub fn run_keep(root: &Path, id: &str, opts: &CreateOptions, detach: bool, keep:
         Some(m) => super::tty::proxy_wait(m, pid, &mask),
         None => wait_forwarding(pid, &mask),
     };
+    trace::phase("process ran");
     if !keep {
         super::ops::delete(root, id, true)?;
+        trace::phase("delete");
     }
     Ok(code)
 }

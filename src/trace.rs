@@ -6,7 +6,7 @@
 //! ```
 //!
 //! on stderr at once: the milliseconds since the previous phase (or since
-//! [`start`], or the first use). `mica bench` reads these lines.
+//! [`start`], or the first use). `mica bench` reads these lines. (Lives beside `log`: every layer may call it.)
 //!
 //! Call it in the *parent* only: [`phase`] allocates and takes a lock, so it
 //! must never run in the cloned child before `execve`. The child's phases are
