@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mica::cli::launch as cl;
-use mica::cli::{Cli, Command, Format, ImageCommand, LaunchArgs, LogFormat};
+use mica::cli::{BenchArgs, Cli, Command, Format, ImageCommand, LaunchArgs, LogFormat};
 use mica::container::{self, CreateOptions, ExecOptions};
 use std::process::ExitCode;
 
@@ -128,6 +128,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Resume { id } => container::resume(root, id).map_err(e)?,
         Command::Features => print_json(&mica::spec::features()),
         Command::Image { command } => image(cli.store.as_deref(), command).map_err(|f| f.message)?,
+        Command::Bench(b) => bench(b)?,
         // Has its own exit statuses (docker's): see `launch`.
         Command::Launch(a) => return Err(format!("launch {}: internal dispatch error", a.image)),
     }
@@ -167,6 +168,34 @@ fn image(store: Option<&std::path::Path>, cmd: &ImageCommand) -> Result<(), cl::
             }
         }
     }
+    Ok(())
+}
+
+fn bench(b: &BenchArgs) -> Result<(), String> {
+    use mica::bench::{BenchOptions, DEFAULT_VS};
+    let opts = BenchOptions {
+        bundle: b.bundle.clone(),
+        image: b.image.clone(),
+        runs: b.runs,
+        warmup: b.warmup,
+        vs: b
+            .vs
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VS.iter().map(|s| s.to_string()).collect()),
+        vm: b.vm,
+        kernel: b.kernel.clone(),
+        accel: b.accel.parse()?,
+        vm_runs: b.vm_runs,
+        json: b.json.clone(),
+        svg: b.svg.clone(),
+        markdown: b.markdown.clone(),
+        throughput: b.throughput,
+        concurrency: b.concurrency.clone(),
+        density: b.density,
+        ..BenchOptions::default()
+    };
+    let report = mica::bench::run(&opts).map_err(|e| e.to_string())?;
+    print!("{}", report.text());
     Ok(())
 }
 

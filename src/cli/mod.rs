@@ -138,6 +138,56 @@ pub enum Command {
     },
     /// Run an image: from image to running process in one command
     Launch(LaunchArgs),
+    /// Measure start-up against runc, crun, youki, bubblewrap, the floor and a microVM
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The workload bundle (default: /bin/true in the busybox fixture, memory and pids limits)
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Measured starts per contender
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Unmeasured starts per contender first
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Peers, comma-separated: runc, crun, youki, bwrap, floor, or a runtime by path
+    #[arg(long, value_delimiter = ',')]
+    pub vs: Option<Vec<String>>,
+    /// Also boot the rootfs as a qemu microVM
+    #[arg(long)]
+    pub vm: bool,
+    /// Kernel for --vm (default: Debian's, downloaded once and cached)
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// auto, kvm or tcg
+    #[arg(long, default_value = "auto")]
+    pub accel: String,
+    /// VM boots measured
+    #[arg(long = "vm-runs", default_value_t = 5)]
+    pub vm_runs: usize,
+    /// Write every sample and the statistics as JSON
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the distributions as an SVG chart
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Write the report as Markdown
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Containers per contender and concurrency level for throughput (0 skips)
+    #[arg(long, default_value_t = 48)]
+    pub throughput: usize,
+    /// Concurrency levels for throughput
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub concurrency: Vec<usize>,
+    /// Idle detached containers per runtime for the density measure (0 skips)
+    #[arg(long, default_value_t = 20)]
+    pub density: usize,
+    /// An image (path or store reference) as the workload; the launch contenders use it
+    pub image: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
