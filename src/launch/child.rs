@@ -85,17 +85,18 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     let state_len = recv_state(sync_fd, state_buf)?;
     let state = &state_buf[..state_len];
 
-    if plan.new_cgroupns {
-        // After the parent put us in our cgroup: that becomes the ns root.
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail(Step::Unshare, b"cgroup"))?;
+    let mut joined = false;
+    if !plan.join_late {
+        cgroup_joined(plan, sync_fd, &mut joined)?;
     }
     if (plan.kind == Kind::Init || plan.terminal) && unsafe { libc::setsid() } < 0 {
         return Err(Msg::error(Step::Setsid, Errno::last(), NO_DETAIL));
     }
 
     if plan.kind == Kind::Init {
-        rootfs(plan, sync_fd, state)?;
+        rootfs(plan, sync_fd, state, &mut joined)?;
     }
+    cgroup_joined(plan, sync_fd, &mut joined)?;
     if plan.terminal {
         console(plan)?;
     }
@@ -269,7 +270,23 @@ fn remount_bind(target: &PathBuf, fd: c_int, flags: c_ulong) -> Result<(), Errno
     )
 }
 
-fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
+/// Once: wait until the parent has put us in our cgroups (when it does so
+/// late), then make the cgroup namespace, whose root is the cgroup we are in.
+fn cgroup_joined(plan: &Plan, sync_fd: c_int, joined: &mut bool) -> CResult<()> {
+    if *joined {
+        return Ok(());
+    }
+    if plan.join_late {
+        expect(sync_fd, sync::Kind::Joined)?;
+    }
+    if plan.new_cgroupns {
+        sys::unshare(libc::CLONE_NEWCGROUP).map_err(fail(Step::Unshare, b"cgroup"))?;
+    }
+    *joined = true;
+    Ok(())
+}
+
+fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResult<()> {
     // First of all: nothing we do may propagate to the host.
     sys::mount(
         null(),
@@ -320,6 +337,10 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8]) -> CResult<()> {
         sys::close(fd);
     }
     for m in &plan.mounts {
+        if !m.cgroup_v1.is_empty() || m.cgroup2 {
+            // A cgroup mount shows the cgroup namespace: it must exist by now.
+            cgroup_joined(plan, sync_fd, joined)?;
+        }
         mount_one(root, m)?;
     }
     if plan.setup_dev {

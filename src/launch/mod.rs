@@ -90,6 +90,10 @@ pub struct Spawned {
     pid: i32,
     sync: OwnedFd,
     second_fork: bool,
+    /// The child waits for `Joined` (see `Plan::join_late`)...
+    join_late: bool,
+    /// ...after the parent joined these (none when clone3 did it).
+    late_cgroup: Option<Cgroup>,
 }
 
 const STATE_BUF: usize = 64 * 1024;
@@ -119,18 +123,28 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     };
     let mut plan = plan;
     plan.keep_fds = keep_fds(&plan, child_sock.as_raw_fd());
-    let (pid, _joined) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
-        .map_err(error::sys("clone"))?;
+    // Join late (in `go`, while the child mounts) unless a second fork would
+    // create the final process before the join.
+    plan.join_late = cgroup.is_some() && !plan.second_fork;
+    let (pid, joined_at_clone) =
+        clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd())).map_err(error::sys("clone"))?;
     if pid == 0 {
         unsafe { libc::close(parent_sock.as_raw_fd()) };
         child::run(&plan, child_sock.as_raw_fd(), &mut state_buf);
     }
     drop(child_sock);
     drop(cg_fd);
+    // On a pure v2 host clone3 put the child in its cgroup already.
+    let late_cgroup = cgroup
+        .filter(|cg| !(joined_at_clone && cg.v1.is_empty()))
+        .cloned();
+    let join_late = plan.join_late;
     let spawned = Spawned {
         pid,
         sync: parent_sock,
         second_fork: plan.second_fork,
+        join_late,
+        late_cgroup: if join_late { late_cgroup.clone() } else { None },
     };
     let setup = || -> Result<()> {
         if let Some(m) = &plan.uid_map {
@@ -139,8 +153,10 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         if let Some(m) = &plan.gid_map {
             write_proc(pid, "gid_map", m)?;
         }
-        if let Some(cg) = cgroup {
-            cg.add_process(pid)?;
+        if !join_late {
+            if let Some(cg) = &late_cgroup {
+                cg.add_process(pid)?;
+            }
         }
         Ok(())
     };
@@ -199,6 +215,12 @@ impl Spawned {
         sync::send(self.sync.as_raw_fd(), &m).map_err(error::sys("sync send"))?;
         if !state.is_empty() {
             sync::send_payload(&self.sync, &state).map_err(error::sys("sync send"))?;
+        }
+        if self.join_late {
+            if let Some(cg) = self.late_cgroup.take() {
+                cg.add_process(self.pid)?;
+            }
+            self.send(sync::Kind::Joined)?;
         }
         Ok(())
     }

@@ -137,6 +137,10 @@ pub struct Plan {
     /// The fds the child keeps (sorted); every other fd above the preserved
     /// ones is closed first thing — the parent's state-dir lock among them.
     pub keep_fds: Vec<i32>,
+    /// The parent joins the cgroups after `Go`, while the child mounts (the
+    /// first cgroup.procs write waits for an RCU grace period, milliseconds);
+    /// the child waits for `Joined` before its cgroup namespace and exec.
+    pub join_late: bool,
 }
 
 impl Plan {
@@ -980,6 +984,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         gid_map,
         prepivot_hooks: false,
         keep_fds: Vec::new(),
+        join_late: false,
     })
 }
 

@@ -28,6 +28,9 @@ pub enum Kind {
     Error = 6,
     /// parent -> child: state JSON for hooks run by the child follows in the payload buffer.
     State = 7,
+    /// parent -> child: the cgroups are joined (sent after `Go` when the
+    /// parent joins them while the child already sets up its mounts).
+    Joined = 8,
 }
 
 /// Declares `Step` and `Step::ALL` from one list, so they cannot drift apart.
@@ -170,7 +173,7 @@ impl Msg {
 
     pub fn kind(&self) -> Option<Kind> {
         use Kind::*;
-        [Go, Pid, PrePivot, Continue, Ready, Error, State]
+        [Go, Pid, PrePivot, Continue, Ready, Error, State, Joined]
             .into_iter()
             .find(|k| *k as u32 == self.kind)
     }
