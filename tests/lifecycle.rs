@@ -1984,3 +1984,27 @@ fn version_prints_a_version() {
     );
     assert!(out.stdout.contains("spec: 1.2.0"), "{out:?}");
 }
+
+/// A prestart hook in a config without a cgroup mount: the child must have
+/// consumed the parent's "cgroups joined" message before asking for the hooks.
+#[test]
+fn prestart_hook_without_cgroup_mount() {
+    let env = common::Env::new();
+    let out_file = env.tmp.path().join("prestart.json");
+    let hook_cmd = format!("cat > {}", out_file.display());
+    let b = env.bundle("probe-only", &["/mica-probe", "--quiet"], |c| {
+        let mounts: Vec<_> = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] != "cgroup")
+            .cloned()
+            .collect();
+        c["mounts"] = serde_json::json!(mounts);
+        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook_cmd]}]});
+    });
+    let (code, out, err) = env.run(&b);
+    assert_eq!(code, 0, "{out} {err}");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert!(state["pid"].as_i64().unwrap() > 0, "{state}");
+}

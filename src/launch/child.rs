@@ -343,6 +343,9 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
         }
         mount_one(root, m)?;
     }
+    // Hooks (and everything after) see the container in its cgroups; this
+    // also keeps `Joined` ahead of the PrePivot/Continue exchange.
+    cgroup_joined(plan, sync_fd, joined)?;
     if plan.setup_dev {
         devices(plan, root)?;
     }
