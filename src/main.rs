@@ -127,7 +127,9 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Pause { id } => container::pause(root, id).map_err(e)?,
         Command::Resume { id } => container::resume(root, id).map_err(e)?,
         Command::Features => print_json(&mica::spec::features()),
-        Command::Image { command } => image(cli.store.as_deref(), command).map_err(|f| f.message)?,
+        Command::Image { command } => {
+            image(cli.store.as_deref(), command).map_err(|f| f.message)?
+        }
         Command::Bench(b) => bench(b)?,
         // Has its own exit statuses (docker's): see `launch`.
         Command::Launch(a) => return Err(format!("launch {}: internal dispatch error", a.image)),
@@ -137,11 +139,20 @@ fn run(cli: Cli) -> Result<i32, String> {
 
 fn image(store: Option<&std::path::Path>, cmd: &ImageCommand) -> Result<(), cl::Failure> {
     let s = cl::open_store(store)?;
-    let fail = |e: mica::image::Error| cl::Failure { code: 1, message: e.to_string() };
+    let fail = |e: mica::image::Error| cl::Failure {
+        code: 1,
+        message: e.to_string(),
+    };
     match cmd {
-        ImageCommand::Import { path, name, platform } => {
+        ImageCommand::Import {
+            path,
+            name,
+            platform,
+        } => {
             let img = s
-                .import(path, name.as_deref(), platform.as_deref(), unsafe { libc::isatty(2) == 1 })
+                .import(path, name.as_deref(), platform.as_deref(), unsafe {
+                    libc::isatty(2) == 1
+                })
                 .map_err(fail)?;
             println!("{}", img.digest);
         }
@@ -217,7 +228,11 @@ fn launch(cli: &Cli, a: &LaunchArgs) -> ExitCode {
             workdir: a.workdir.clone(),
             user: a.user.clone(),
             hostname: a.hostname.clone(),
-            network: if a.network == "host" { Network::Host } else { Network::None },
+            network: if a.network == "host" {
+                Network::Host
+            } else {
+                Network::None
+            },
             memory: a.memory.clone(),
             cpus: a.cpus.clone(),
             pids_limit: a.pids_limit,

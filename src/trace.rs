@@ -35,7 +35,12 @@ pub fn enabled() -> bool {
         _ => {
             let on = std::env::var_os("MICA_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
             // enable() may have raced us: never turn it off again.
-            let _ = STATE.compare_exchange(UNKNOWN, if on { ON } else { OFF }, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = STATE.compare_exchange(
+                UNKNOWN,
+                if on { ON } else { OFF },
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             STATE.load(Ordering::Relaxed) == ON
         }
     }

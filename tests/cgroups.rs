@@ -1048,9 +1048,8 @@ fn device_rules() {
             assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
             assert!(err.starts_with("mica: "), "stderr: {err:?}");
             assert!(
-                err.trim_end().ends_with(
-                    "cgroup: not supported: device cgroup rules need eBPF on cgroup v2"
-                ),
+                err.trim_end()
+                    .ends_with("cgroup: not supported: device cgroup rules need eBPF on cgroup v2"),
                 "stderr: {err:?}"
             );
             let left: Vec<_> = std::fs::read_dir(&env.root)

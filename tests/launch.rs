@@ -33,7 +33,11 @@ impl World {
 
     /// Pack `rootfs` as NAME:TAG (Cmd = `cmd`) and import it.
     fn image(&self, rootfs: &Path, name: &str, cmd: &str) {
-        let tar = self.env.tmp.path().join(format!("{}.tar", name.replace([':', '/'], "_")));
+        let tar = self
+            .env
+            .tmp
+            .path()
+            .join(format!("{}.tar", name.replace([':', '/'], "_")));
         let st = Command::new("sh")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-fixtures/make-image.sh"))
             .arg(rootfs)
@@ -45,7 +49,11 @@ impl World {
             .unwrap();
         assert!(st.success(), "make-image.sh failed");
         let out = self.mica(&["image", "import", tar.to_str().unwrap(), "--name", name]);
-        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn launch(&self, args: &[&str]) -> (i32, String, String) {
@@ -88,12 +96,31 @@ fn busybox_with(version: &str, tmp: &TempDir) -> PathBuf {
 #[test]
 fn root_and_image_are_read_only_only_tmpfs_and_volumes_write() {
     let w = World::new();
-    w.image(&fixtures().join("probe-only"), "micro/probe:1", r#"["/mica-probe"]"#);
+    w.image(
+        &fixtures().join("probe-only"),
+        "micro/probe:1",
+        r#"["/mica-probe"]"#,
+    );
     let vol = TempDir::new("vol");
     let v = format!("{}:/data", vol.path().display());
     let (code, out, err) = w.launch(&[
-        "--rm", "--tmpfs", "/tmp", "-v", &v, "micro/probe:1", "--", "/mica-probe", "--write", "/tmp/a",
-        "--write", "/data/b", "--write", "/etc/c", "--write", "/mica-probe", "--remount-root-rw",
+        "--rm",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        &v,
+        "micro/probe:1",
+        "--",
+        "/mica-probe",
+        "--write",
+        "/tmp/a",
+        "--write",
+        "/data/b",
+        "--write",
+        "/etc/c",
+        "--write",
+        "/mica-probe",
+        "--remount-root-rw",
     ]);
     assert_eq!(code, 0, "{err}");
     let p = parse_probe(&out);
@@ -105,8 +132,15 @@ fn root_and_image_are_read_only_only_tmpfs_and_volumes_write() {
     assert_eq!(result("/etc/c")["errno"], "EROFS");
     assert_eq!(result("/mica-probe")["errno"], "EROFS");
     // Nothing can make the root writable again.
-    assert_eq!(p["remount_root"]["root_writable_after"]["ok"], false, "{}", p["remount_root"]);
-    assert!(vol.path().join("b").exists(), "the volume write reached the host");
+    assert_eq!(
+        p["remount_root"]["root_writable_after"]["ok"], false,
+        "{}",
+        p["remount_root"]
+    );
+    assert!(
+        vol.path().join("b").exists(),
+        "the volume write reached the host"
+    );
     // The default profile: no_new_privs and a seccomp filter; pid 1; no network.
     assert_eq!(p["no_new_privs"], true);
     assert_eq!(p["seccomp"], 2);
@@ -124,11 +158,26 @@ fn volume_data_survives_replacing_the_container_with_a_newer_image() {
     let vol = TempDir::new("data");
     let v = format!("{}:/data", vol.path().display());
     let (code, out, err) = w.launch(&[
-        "--rm", "-v", &v, "app:1", "--", "/bin/sh", "-c",
+        "--rm",
+        "-v",
+        &v,
+        "app:1",
+        "--",
+        "/bin/sh",
+        "-c",
         "cat /etc/version; echo saved-by-$(cat /etc/version) > /data/state",
     ]);
     assert_eq!((code, out.trim()), (0, "1"), "{err}");
-    let (code, out, err) = w.launch(&["--rm", "-v", &v, "app:2", "--", "/bin/sh", "-c", "cat /etc/version; cat /data/state"]);
+    let (code, out, err) = w.launch(&[
+        "--rm",
+        "-v",
+        &v,
+        "app:2",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /etc/version; cat /data/state",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "2saved-by-1\n");
     // The rollback image is still there and unchanged.
@@ -161,7 +210,11 @@ fn exit_statuses_follow_docker() {
 #[test]
 fn image_config_and_options_shape_the_process() {
     let w = World::new();
-    w.image(&fixtures().join("busybox"), "bb:1", r#"["/usr/bin/mica-probe"]"#);
+    w.image(
+        &fixtures().join("busybox"),
+        "bb:1",
+        r#"["/usr/bin/mica-probe"]"#,
+    );
     // The image's Cmd runs by default.
     let (code, out, err) = w.launch(&["--rm", "bb:1"]);
     assert_eq!(code, 0, "{err}");
@@ -170,8 +223,26 @@ fn image_config_and_options_shape_the_process() {
     assert_eq!(p["cwd"], "/");
     // Options as docker users type them.
     let (code, out, err) = w.launch(&[
-        "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "user", "--hostname", "box", "--tmpfs", "/tmp",
-        "--memory", "48m", "--pids-limit", "12", "--cap-drop", "all", "--cap-add", "net_bind_service", "bb:1",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "user",
+        "--hostname",
+        "box",
+        "--tmpfs",
+        "/tmp",
+        "--memory",
+        "48m",
+        "--pids-limit",
+        "12",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "net_bind_service",
+        "bb:1",
     ]);
     assert_eq!(code, 0, "{err}");
     let p = parse_probe(&out);
@@ -180,27 +251,59 @@ fn image_config_and_options_shape_the_process() {
     assert_eq!(p["groups"], serde_json::json!([29, 44, 100]));
     assert_eq!(p["cwd"], "/tmp");
     assert_eq!(p["hostname"], "box");
-    assert!(p["env"].as_array().unwrap().contains(&serde_json::json!("FOO=bar")));
+    assert!(p["env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("FOO=bar")));
     assert_eq!(p["cgroup"]["limits"]["memory"], 48 << 20);
     assert_eq!(p["cgroup"]["limits"]["pids"], 12);
-    assert_eq!(p["caps"]["bounding"], serde_json::json!(["CAP_NET_BIND_SERVICE"]));
+    assert_eq!(
+        p["caps"]["bounding"],
+        serde_json::json!(["CAP_NET_BIND_SERVICE"])
+    );
 }
 
 #[test]
 fn default_seccomp_profile_blocks_what_docker_blocks() {
     let w = World::new();
-    w.image(&fixtures().join("busybox"), "bb:1", r#"["/usr/bin/mica-probe"]"#);
-    let (code, out, err) = w.launch(&["--rm", "--cap-add", "sys_admin", "bb:1", "--", "/usr/bin/mica-probe", "--syscall", "unshare", "--syscall", "getpid"]);
+    w.image(
+        &fixtures().join("busybox"),
+        "bb:1",
+        r#"["/usr/bin/mica-probe"]"#,
+    );
+    let (code, out, err) = w.launch(&[
+        "--rm",
+        "--cap-add",
+        "sys_admin",
+        "bb:1",
+        "--",
+        "/usr/bin/mica-probe",
+        "--syscall",
+        "unshare",
+        "--syscall",
+        "getpid",
+    ]);
     assert_eq!(code, 0, "{err}");
     let p = parse_probe(&out);
     let sys = p["syscalls"].as_array().unwrap();
     let unshare = sys.iter().find(|s| s["name"] == "unshare").unwrap();
     assert_eq!(unshare["errno"], "EPERM", "{unshare}");
-    assert_eq!(sys.iter().find(|s| s["name"] == "getpid").unwrap()["ok"], true);
+    assert_eq!(
+        sys.iter().find(|s| s["name"] == "getpid").unwrap()["ok"],
+        true
+    );
     // Unconfined: the same call is no longer refused by seccomp.
     let (code, out, err) = w.launch(&[
-        "--rm", "--cap-add", "sys_admin", "--security-opt", "seccomp=unconfined", "bb:1", "--",
-        "/usr/bin/mica-probe", "--syscall", "unshare",
+        "--rm",
+        "--cap-add",
+        "sys_admin",
+        "--security-opt",
+        "seccomp=unconfined",
+        "bb:1",
+        "--",
+        "/usr/bin/mica-probe",
+        "--syscall",
+        "unshare",
     ]);
     assert_eq!(code, 0, "{err}");
     let p = parse_probe(&out);
@@ -210,7 +313,11 @@ fn default_seccomp_profile_blocks_what_docker_blocks() {
 #[test]
 fn detached_launch_keeps_running_until_deleted() {
     let w = World::new();
-    w.image(&fixtures().join("probe-only"), "micro/probe:1", r#"["/mica-probe"]"#);
+    w.image(
+        &fixtures().join("probe-only"),
+        "micro/probe:1",
+        r#"["/mica-probe"]"#,
+    );
     // The container inherits stdout: a file, not a pipe we would wait on forever.
     let out_file = w.env.tmp.path().join("launch.out");
     let status = w
@@ -218,7 +325,18 @@ fn detached_launch_keeps_running_until_deleted() {
         .cmd()
         .arg("--store")
         .arg(&w.store)
-        .args(["launch", "-d", "--name", "bg1", "micro/probe:1", "--", "/mica-probe", "--quiet", "--sleep", "inf"])
+        .args([
+            "launch",
+            "-d",
+            "--name",
+            "bg1",
+            "micro/probe:1",
+            "--",
+            "/mica-probe",
+            "--quiet",
+            "--sleep",
+            "inf",
+        ])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap())
         .status()
@@ -231,14 +349,21 @@ fn detached_launch_keeps_running_until_deleted() {
     assert!(bundle.exists());
     let out = w.mica(&["delete", "--force", "bg1"]);
     assert!(out.status.success());
-    assert!(!bundle.exists(), "the launch bundle goes with the container");
+    assert!(
+        !bundle.exists(),
+        "the launch bundle goes with the container"
+    );
     assert!(w.state_entries().is_empty());
 }
 
 #[test]
 fn concurrent_launches_of_one_image() {
     let w = std::sync::Arc::new(World::new());
-    w.image(&fixtures().join("probe-only"), "micro/probe:1", r#"["/mica-probe", "--quiet"]"#);
+    w.image(
+        &fixtures().join("probe-only"),
+        "micro/probe:1",
+        r#"["/mica-probe", "--quiet"]"#,
+    );
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let w = w.clone();
@@ -250,5 +375,9 @@ fn concurrent_launches_of_one_image() {
     }
     assert!(w.state_entries().is_empty(), "{:?}", w.state_entries());
     let out = w.mica(&["image", "verify", "micro/probe:1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -2001,10 +2001,12 @@ fn prestart_hook_without_cgroup_mount() {
             .cloned()
             .collect();
         c["mounts"] = serde_json::json!(mounts);
-        c["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook_cmd]}]});
+        c["hooks"] =
+            serde_json::json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", hook_cmd]}]});
     });
     let (code, out, err) = env.run(&b);
     assert_eq!(code, 0, "{out} {err}");
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
     assert!(state["pid"].as_i64().unwrap() > 0, "{state}");
 }

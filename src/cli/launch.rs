@@ -21,7 +21,10 @@ pub struct Failure {
 }
 
 fn mica_failure(e: impl std::fmt::Display) -> Failure {
-    Failure { code: EXIT_MICA, message: e.to_string() }
+    Failure {
+        code: EXIT_MICA,
+        message: e.to_string(),
+    }
 }
 
 pub fn open_store(store: Option<&Path>) -> Result<Store, Failure> {
@@ -33,7 +36,11 @@ pub fn open_store(store: Option<&Path>) -> Result<Store, Failure> {
 }
 
 /// A reference that names a file or directory is imported first.
-pub fn resolve_or_import(store: &Store, reference: &str, platform: Option<&str>) -> Result<Image, Failure> {
+pub fn resolve_or_import(
+    store: &Store,
+    reference: &str,
+    platform: Option<&str>,
+) -> Result<Image, Failure> {
     let p = Path::new(reference);
     if (reference.contains('/') || reference.ends_with(".tar")) && p.exists() {
         return store
@@ -73,15 +80,25 @@ pub struct Launch {
 }
 
 /// Write the bundle for `image` under `<root>/.bundles/<id>`; returns its path.
-pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &LaunchOptions) -> Result<PathBuf, Failure> {
-    let cfg: Value = serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
+pub fn write_bundle(
+    store: &Store,
+    image: &Image,
+    root: &Path,
+    id: &str,
+    o: &LaunchOptions,
+) -> Result<PathBuf, Failure> {
+    let cfg: Value =
+        serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
     let process = ImageProcess::from_config(&cfg);
     let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
     let bundle = root.join(".bundles").join(id);
     if bundle.exists() {
-        return Err(mica_failure(format!("container with id \"{id}\" already exists")));
+        return Err(mica_failure(format!(
+            "container with id \"{id}\" already exists"
+        )));
     }
-    std::fs::create_dir_all(&bundle).map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
+    std::fs::create_dir_all(&bundle)
+        .map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
     // Mountpoints for volumes and tmpfs the image lacks live in a layer of
     // this container's own, stacked on top: the image is never written.
     let extra = bundle.join("mountpoints");
@@ -94,10 +111,17 @@ pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &Lau
             let host = it.next()?;
             Some((it.next()?.to_string(), Path::new(host).is_dir()))
         })
-        .chain(o.tmpfs.iter().map(|t| (t.split(':').next().unwrap_or("").to_string(), true)));
+        .chain(
+            o.tmpfs
+                .iter()
+                .map(|t| (t.split(':').next().unwrap_or("").to_string(), true)),
+        );
     for (dest, is_dir) in targets {
         let rel = dest.trim_start_matches('/');
-        if rel.is_empty() || rel.split('/').any(|c| c == "..") || lower.iter().any(|d| d.join(rel).exists()) {
+        if rel.is_empty()
+            || rel.split('/').any(|c| c == "..")
+            || lower.iter().any(|d| d.join(rel).exists())
+        {
             continue;
         }
         let p = extra.join(rel);
@@ -120,7 +144,8 @@ pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &Lau
         lower[0].clone()
     } else {
         let r = bundle.join("rootfs");
-        std::fs::create_dir(&r).map_err(|e| mica_failure(format!("create {}: {e}", r.display())))?;
+        std::fs::create_dir(&r)
+            .map_err(|e| mica_failure(format!("create {}: {e}", r.display())))?;
         r
     };
     let etc = |file: &str| -> Option<String> {
@@ -128,8 +153,14 @@ pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &Lau
             .iter()
             .find_map(|d| std::fs::read_to_string(d.join("etc").join(file)).ok())
     };
-    let mut config = ls::config(&process, o, &rootfs, &etc, crate::spec::default_seccomp::profile())
-        .map_err(mica_failure)?;
+    let mut config = ls::config(
+        &process,
+        o,
+        &rootfs,
+        &etc,
+        crate::spec::default_seccomp::profile(),
+    )
+    .map_err(mica_failure)?;
     let mut ann = json!({
         "org.mica.image": image.digest,
         container::BUNDLE_OWNED_ANNOTATION: "true",
@@ -140,7 +171,8 @@ pub fn write_bundle(store: &Store, image: &Image, root: &Path, id: &str, o: &Lau
     }
     config["annotations"] = ann;
     let text = serde_json::to_vec_pretty(&config).map_err(mica_failure)?;
-    std::fs::write(bundle.join("config.json"), text).map_err(|e| mica_failure(format!("write config.json: {e}")))?;
+    std::fs::write(bundle.join("config.json"), text)
+        .map_err(|e| mica_failure(format!("write config.json: {e}")))?;
     Ok(bundle)
 }
 
@@ -153,7 +185,9 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
         ));
     }
     if l.detach && l.options.tty {
-        return Err(mica_failure("--tty with --detach: nothing would be attached to the terminal"));
+        return Err(mica_failure(
+            "--tty with --detach: nothing would be attached to the terminal",
+        ));
     }
     let store = open_store(store)?;
     let image = resolve_or_import(&store, &l.reference, l.platform.as_deref())?;
@@ -195,14 +229,25 @@ fn exec_failure(e: container::Error) -> Failure {
         },
         _ => EXIT_MICA,
     };
-    Failure { code, message: e.to_string() }
+    Failure {
+        code,
+        message: e.to_string(),
+    }
 }
 
 /// `mica image ls` as a table.
 pub fn print_images(images: &[Image]) {
-    println!("{:<30} {:<12} {:<19} {:>10}  IMPORTED", "NAME", "TAG", "DIGEST", "SIZE");
+    println!(
+        "{:<30} {:<12} {:<19} {:>10}  IMPORTED",
+        "NAME", "TAG", "DIGEST", "SIZE"
+    );
     for img in images {
-        let short = img.digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let short = img
+            .digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
         let names: Vec<(String, String)> = if img.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {

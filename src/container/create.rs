@@ -360,7 +360,13 @@ pub fn run(root: &Path, id: &str, opts: &CreateOptions, detach: bool) -> Result<
 
 /// `run`; with `keep`, a foreground container is left stopped instead of
 /// deleted when its process exits (docker's default without `--rm`).
-pub fn run_keep(root: &Path, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+pub fn run_keep(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    detach: bool,
+    keep: bool,
+) -> Result<i32> {
     let mask = block_signals();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;

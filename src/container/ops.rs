@@ -117,7 +117,12 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
     }
     dir.remove()?;
     // A bundle mica made for this container (`mica launch`) goes with it.
-    if st.annotations.get(BUNDLE_OWNED_ANNOTATION).map(String::as_str) == Some("true") {
+    if st
+        .annotations
+        .get(BUNDLE_OWNED_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
+    {
         let _ = std::fs::remove_dir_all(&st.bundle);
     }
     Ok(())

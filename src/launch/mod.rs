@@ -14,8 +14,8 @@ mod sync;
 mod sys;
 
 pub use error::{Error, Result};
-pub use sync::Step;
 pub use plan::{Kind, Options, Plan};
+pub use sync::Step;
 
 use crate::cgroups::Cgroup;
 use nix::errno::Errno;
@@ -126,8 +126,8 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     // Join late (in `go`, while the child mounts) unless a second fork would
     // create the final process before the join.
     plan.join_late = cgroup.is_some() && !plan.second_fork;
-    let (pid, joined_at_clone) =
-        clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd())).map_err(error::sys("clone"))?;
+    let (pid, joined_at_clone) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(error::sys("clone"))?;
     if pid == 0 {
         unsafe { libc::close(parent_sock.as_raw_fd()) };
         child::run(&plan, child_sock.as_raw_fd(), &mut state_buf);

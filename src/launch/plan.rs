@@ -674,7 +674,11 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         PathBuf::from("/")
     };
     let readonly_root = root.and_then(|r| r.readonly()).unwrap_or(false);
-    let rootfs_overlay = match spec.annotations().as_ref().and_then(|a| a.get(LOWERDIRS_ANNOTATION)) {
+    let rootfs_overlay = match spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(LOWERDIRS_ANNOTATION))
+    {
         Some(dirs) if opts.kind == Kind::Init => Some(overlay_data(dirs)?),
         _ => None,
     };

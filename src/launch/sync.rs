@@ -304,6 +304,9 @@ mod tests {
         assert_eq!(Step::from_u32(m.step), Some(Step::Mount));
         assert_eq!(m.detail(), b"/x");
         let long = vec![b'a'; DETAIL_LEN + 10];
-        assert_eq!(Msg::error(Step::Mount, Errno::ENOENT, &long).detail().len(), DETAIL_LEN);
+        assert_eq!(
+            Msg::error(Step::Mount, Errno::ENOENT, &long).detail().len(),
+            DETAIL_LEN
+        );
     }
 }
