@@ -46,10 +46,12 @@ test-cgroup2: fixtures
 
 # mica bench against its peers (as root): installs them, boots the microVM,
 # writes bench/RESULTS.md, bench/startup.svg and bench/results.json.
-# youki is measured when it is installed (cargo install youki --features v1;
-# not done here: it takes longer to build than the whole bench).
+# youki is measured when it is installed; BENCH_YOUKI=1 installs it
+# (cargo install youki --features v1: about 6 minutes on 2 cores, longer than
+# the bench itself, so not by default).
 BENCH_PKGS  ?= runc crun bubblewrap hyperfine qemu-system-x86 busybox-static
 BENCH_FLAGS ?= --vm
+BENCH_YOUKI ?=
 .PHONY: bench
 bench: release fixtures
 	@missing=""; for p in $(BENCH_PKGS); do \
@@ -58,6 +60,9 @@ bench: release fixtures
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ -n "$(BENCH_YOUKI)" ] && ! command -v youki >/dev/null && [ ! -x "$$HOME/.cargo/bin/youki" ]; then \
+		$(CARGO) install youki --features v1 --locked; \
 	fi
 	mkdir -p bench
 	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) target/release/mica bench $(BENCH_FLAGS) \

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// No single start of the workload may take longer than this (the VM has its own).
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Kind {
     /// `mica run` (which deletes the container when the process exits).
@@ -22,7 +22,11 @@ pub enum Kind {
     /// `mica image import` into an empty store, then `mica launch --rm`.
     MicaLaunchCold { layout: PathBuf },
     /// Any OCI runtime's `run` (runc, crun, youki, a path).
-    Oci { bin: PathBuf, absolute_cgroups: bool, v1ns: bool },
+    Oci {
+        bin: PathBuf,
+        absolute_cgroups: bool,
+        v1ns: bool,
+    },
     /// `bwrap --ro-bind ROOTFS / --proc /proc --dev /dev --unshare-all ARGS`
     Bwrap { bin: PathBuf },
     /// `unshare --fork --pid --mount --uts --ipc --net chroot ROOTFS ARGS`
@@ -100,15 +104,30 @@ impl Contender {
             Kind::Oci { v1ns: true, .. } => ctx.v1ns.map(|n| n.fd()),
             _ => None,
         };
-        Spawn { mount_ns: ns, timeout: Some(TIMEOUT), output: Some(out) }
+        Spawn {
+            mount_ns: ns,
+            timeout: Some(TIMEOUT),
+            output: Some(out),
+        }
     }
 
     fn absolute_cgroups(&self) -> bool {
-        matches!(self.kind, Kind::Oci { absolute_cgroups: true, .. })
+        matches!(
+            self.kind,
+            Kind::Oci {
+                absolute_cgroups: true,
+                ..
+            }
+        )
     }
 
     pub fn new_id(&self) -> String {
-        format!("mb{}-{}-{}", std::process::id(), self.idx, self.counter.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "mb{}-{}-{}",
+            std::process::id(),
+            self.idx,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// `BIN --root ROOT ARGS...`
@@ -124,7 +143,8 @@ impl Contender {
         let id = self.new_id();
         let tag = format!("{}-{slot}", self.idx);
         let bundle = ctx.work.join("bundles").join(&tag);
-        let mut out = Output::new(&ctx.work.join("out"), &tag).map_err(|e| format!("output files: {e}"))?;
+        let mut out =
+            Output::new(&ctx.work.join("out"), &tag).map_err(|e| format!("output files: {e}"))?;
         let fail = |what: &str, o: &proc::Outcome, out: &mut Output| {
             if o.timed_out {
                 format!("{what} timed out after {} s", TIMEOUT.as_secs())
@@ -143,7 +163,8 @@ impl Contender {
                 let bin = self.runtime_bin(ctx).expect("runtime");
                 write_bundle()?;
                 let mut cmd = self.rt(bin, &["run", "--bundle", &bundle_s, &id]);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out)).map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                    .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
                 let leftover = self.root.join(&id).exists();
                 if !o.ok() || leftover {
                     self.force_delete(ctx, bin, &id);
@@ -151,7 +172,11 @@ impl Contender {
                 if !o.ok() {
                     return Err(fail("run", &o, &mut out));
                 }
-                Ok(Sample { ms: ms(o.elapsed), rss_kib: o.maxrss_kib, parts_ms: vec![] })
+                Ok(Sample {
+                    ms: ms(o.elapsed),
+                    rss_kib: o.maxrss_kib,
+                    parts_ms: vec![],
+                })
             }
             Kind::MicaCsd => {
                 write_bundle()?;
@@ -161,7 +186,10 @@ impl Contender {
                 let spawn = self.spawn_opts(ctx, &out);
                 let t0 = std::time::Instant::now();
                 let c = proc::run(
-                    &mut self.rt(&ctx.mica, &["create", "--bundle", &bundle_s, "--pid-file", &pid_s, &id]),
+                    &mut self.rt(
+                        &ctx.mica,
+                        &["create", "--bundle", &bundle_s, "--pid-file", &pid_s, &id],
+                    ),
                     &spawn,
                 )
                 .map_err(|e| format!("spawn mica: {e}"))?;
@@ -169,7 +197,8 @@ impl Contender {
                     self.force_delete(ctx, &ctx.mica, &id);
                     return Err(fail("create", &c, &mut out));
                 }
-                let s = proc::run(&mut self.rt(&ctx.mica, &["start", &id]), &spawn).map_err(|e| format!("spawn mica: {e}"))?;
+                let s = proc::run(&mut self.rt(&ctx.mica, &["start", &id]), &spawn)
+                    .map_err(|e| format!("spawn mica: {e}"))?;
                 if !s.ok() {
                     self.force_delete(ctx, &ctx.mica, &id);
                     return Err(fail("start", &s, &mut out));
@@ -184,7 +213,8 @@ impl Contender {
                     return Err("the container's process did not exit".into());
                 }
                 let w = tw.elapsed();
-                let d = proc::run(&mut self.rt(&ctx.mica, &["delete", &id]), &spawn).map_err(|e| format!("spawn mica: {e}"))?;
+                let d = proc::run(&mut self.rt(&ctx.mica, &["delete", &id]), &spawn)
+                    .map_err(|e| format!("spawn mica: {e}"))?;
                 let total = t0.elapsed();
                 if !d.ok() {
                     self.force_delete(ctx, &ctx.mica, &id);
@@ -198,12 +228,17 @@ impl Contender {
             }
             Kind::MicaLaunch { reference, store } => {
                 let mut cmd = self.launch_cmd(ctx, store, reference, &id);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out)).map_err(|e| format!("spawn mica: {e}"))?;
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                    .map_err(|e| format!("spawn mica: {e}"))?;
                 if !o.ok() {
                     self.force_delete(ctx, &ctx.mica, &id);
                     return Err(fail("launch", &o, &mut out));
                 }
-                Ok(Sample { ms: ms(o.elapsed), rss_kib: o.maxrss_kib, parts_ms: vec![] })
+                Ok(Sample {
+                    ms: ms(o.elapsed),
+                    rss_kib: o.maxrss_kib,
+                    parts_ms: vec![],
+                })
             }
             Kind::MicaLaunchCold { layout } => {
                 let store = ctx.work.join("stores").join(&id);
@@ -240,11 +275,16 @@ impl Contender {
                     .arg(&ctx.workload.rootfs)
                     .args(["/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"])
                     .args(&ctx.workload.args);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out)).map_err(|e| format!("spawn bwrap: {e}"))?;
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                    .map_err(|e| format!("spawn bwrap: {e}"))?;
                 if !o.ok() {
                     return Err(fail("bwrap", &o, &mut out));
                 }
-                Ok(Sample { ms: ms(o.elapsed), rss_kib: o.maxrss_kib, parts_ms: vec![] })
+                Ok(Sample {
+                    ms: ms(o.elapsed),
+                    rss_kib: o.maxrss_kib,
+                    parts_ms: vec![],
+                })
             }
             Kind::Floor { unshare, chroot } => {
                 let mut cmd = Command::new(unshare);
@@ -252,23 +292,38 @@ impl Contender {
                     .arg(chroot)
                     .arg(&ctx.workload.rootfs)
                     .args(&ctx.workload.args);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out)).map_err(|e| format!("spawn unshare: {e}"))?;
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                    .map_err(|e| format!("spawn unshare: {e}"))?;
                 if !o.ok() {
                     return Err(fail("unshare+chroot", &o, &mut out));
                 }
-                Ok(Sample { ms: ms(o.elapsed), rss_kib: o.maxrss_kib, parts_ms: vec![] })
+                Ok(Sample {
+                    ms: ms(o.elapsed),
+                    rss_kib: o.maxrss_kib,
+                    parts_ms: vec![],
+                })
             }
             Kind::Vm(vm) => vm.once(&mut out),
         }
     }
 
-    fn launch_cmd(&self, _ctx: &Ctx, store: &Path, reference: &str, id: &str) -> Command {
-        let mut c = self.rt(&_ctx.mica, &[]);
+    /// `mica launch --rm` of the image with its own command (the image's
+    /// config is the workload's), with the workload's limits.
+    fn launch_cmd(&self, ctx: &Ctx, store: &Path, reference: &str, id: &str) -> Command {
+        let mut c = self.rt(&ctx.mica, &[]);
         let mem = format!("{}m", super::workload::MEMORY_LIMIT >> 20);
         let pids = super::workload::PIDS_LIMIT.to_string();
-        c.env("MICA_STORE", store)
-            .args(["launch", "--rm", "--name", id, "--memory", &mem, "--pids-limit", &pids, reference, "--"])
-            .args(&_ctx.workload.args);
+        c.env("MICA_STORE", store).args([
+            "launch",
+            "--rm",
+            "--name",
+            id,
+            "--memory",
+            &mem,
+            "--pids-limit",
+            &pids,
+            reference,
+        ]);
         c
     }
 
@@ -278,7 +333,14 @@ impl Contender {
             return;
         }
         let mut cmd = self.rt(bin, &["delete", "--force", id]);
-        let _ = proc::run(&mut cmd, &Spawn { mount_ns: self.spawn_opts_ns(ctx), timeout: Some(TIMEOUT), output: None });
+        let _ = proc::run(
+            &mut cmd,
+            &Spawn {
+                mount_ns: self.spawn_opts_ns(ctx),
+                timeout: Some(TIMEOUT),
+                output: None,
+            },
+        );
     }
 
     pub fn spawn_opts_ns(&self, ctx: &Ctx) -> Option<i32> {

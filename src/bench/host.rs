@@ -45,14 +45,21 @@ pub fn hierarchies() -> Vec<Hierarchy> {
             let (pre, post) = l.split_once(" - ")?;
             let f: Vec<&str> = pre.split(' ').collect();
             let g: Vec<&str> = post.split(' ').collect();
-            Some((unescape(f.get(4)?), unescape(f.get(3)?), g.first()?.to_string(), g.get(2)?.to_string()))
+            Some((
+                unescape(f.get(4)?),
+                unescape(f.get(3)?),
+                g.first()?.to_string(),
+                g.get(2)?.to_string(),
+            ))
         })
         .filter(|m| m.2 == "cgroup" || m.2 == "cgroup2")
         .collect();
     let mut out = Vec::new();
     for line in cg.lines() {
         let mut it = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         let m = if ctrls.is_empty() {
             mounts.iter().find(|m| m.2 == "cgroup2")
         } else {
@@ -64,8 +71,16 @@ pub fn hierarchies() -> Vec<Hierarchy> {
             })
         };
         if let Some((mp, root, fstype, _)) = m {
-            let own = path.strip_prefix(root.as_str()).unwrap_or(path).trim_matches('/').to_string();
-            out.push(Hierarchy { mount: PathBuf::from(mp), v2: fstype == "cgroup2", own });
+            let own = path
+                .strip_prefix(root.as_str())
+                .unwrap_or(path)
+                .trim_matches('/')
+                .to_string();
+            out.push(Hierarchy {
+                mount: PathBuf::from(mp),
+                v2: fstype == "cgroup2",
+                own,
+            });
         }
     }
     out
@@ -76,7 +91,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push(((b[i + 1] - b'0') << 6) | ((b[i + 2] - b'0') << 3) | (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -101,6 +119,12 @@ pub struct CgroupPlan {
     created: Vec<PathBuf>,
 }
 
+impl Default for CgroupPlan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl CgroupPlan {
     pub fn new() -> CgroupPlan {
         let hierarchies = hierarchies();
@@ -116,7 +140,12 @@ impl CgroupPlan {
         } else {
             format!("/{deepest}/{rel_parent}")
         };
-        CgroupPlan { hierarchies, rel_parent, abs_parent, created: Vec::new() }
+        CgroupPlan {
+            hierarchies,
+            rel_parent,
+            abs_parent,
+            created: Vec::new(),
+        }
     }
 
     /// Make the parents ourselves, so no runtime removes one while another
@@ -177,7 +206,10 @@ impl CgroupPlan {
         let mut left = 0usize;
         let mut stray = Vec::new();
         for h in &self.hierarchies {
-            let mine = [join_rel(&h.own_dir(), &self.rel_parent), join_rel(&h.mount, &self.abs_parent)];
+            let mine = [
+                join_rel(&h.own_dir(), &self.rel_parent),
+                join_rel(&h.mount, &self.abs_parent),
+            ];
             for d in &mine {
                 left += remove_children(d);
             }
@@ -189,7 +221,8 @@ impl CgroupPlan {
                 let _ = std::fs::remove_dir(&at_root);
             }
         }
-        self.created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        self.created
+            .sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for d in self.created.drain(..) {
             if let Err(e) = std::fs::remove_dir(&d) {
                 if e.raw_os_error() != Some(libc::ENOENT) {
@@ -198,7 +231,9 @@ impl CgroupPlan {
             }
         }
         if left > 0 {
-            notes.push(format!("{left} container cgroup(s) were left behind by the runtimes and removed"));
+            notes.push(format!(
+                "{left} container cgroup(s) were left behind by the runtimes and removed"
+            ));
         }
         if !stray.is_empty() {
             notes.push(format!(
@@ -213,7 +248,9 @@ impl CgroupPlan {
 /// rmdir every cgroup below `dir` (deepest first); how many there were.
 fn remove_children(dir: &Path) -> usize {
     let mut n = 0;
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     for e in rd.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             n += 1 + remove_children(&e.path());
@@ -230,7 +267,10 @@ fn remove_children(dir: &Path) -> usize {
 fn kill_cgroup(dir: &Path) {
     for _ in 0..50 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let pids: Vec<i32> = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         if pids.is_empty() {
             return;
         }
@@ -274,11 +314,19 @@ impl V1Namespace {
         std::fs::create_dir_all(&stage).map_err(|e| format!("mkdir {}: {e}", stage.display()))?;
         let unshare = super::proc::which("unshare").ok_or("unshare not found (util-linux)")?;
         let mut cmd = Command::new(unshare);
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", V1_SCRIPT, "sh"])
-            .arg(&stage)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            V1_SCRIPT,
+            "sh",
+        ])
+        .arg(&stage)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(|| {
@@ -294,9 +342,13 @@ impl V1Namespace {
             let _ = child.kill();
             let out = child.wait_with_output().map_err(|e| e.to_string())?;
             let err = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("setting up the v1-only cgroup namespace failed: {}", err.trim()));
+            return Err(format!(
+                "setting up the v1-only cgroup namespace failed: {}",
+                err.trim()
+            ));
         }
-        let ns = File::open(format!("/proc/{}/ns/mnt", child.id())).map_err(|e| format!("open mnt ns: {e}"))?;
+        let ns = File::open(format!("/proc/{}/ns/mnt", child.id()))
+            .map_err(|e| format!("open mnt ns: {e}"))?;
         Ok(V1Namespace { child, ns })
     }
 
@@ -329,11 +381,18 @@ pub fn machine() -> Machine {
     let os = std::fs::read_to_string("/etc/os-release")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
         .unwrap_or_default();
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     let kernel = if unsafe { libc::uname(&mut u) } == 0 {
-        let s = |a: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned();
+        let s = |a: &[libc::c_char]| {
+            unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        };
         format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.machine))
     } else {
         String::new()
@@ -341,9 +400,14 @@ pub fn machine() -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
         .unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let memory_mib = meminfo("MemTotal").unwrap_or(0) / 1024;
     let h = hierarchies();
     let cgroups = if hybrid(&h) {
@@ -354,7 +418,14 @@ pub fn machine() -> Machine {
         "v1"
     }
     .to_string();
-    Machine { os, kernel, cpu, cpus, memory_mib, cgroups }
+    Machine {
+        os,
+        kernel,
+        cpu,
+        cpus,
+        memory_mib,
+        cgroups,
+    }
 }
 
 /// A /proc/meminfo field in KiB.
@@ -362,7 +433,9 @@ pub fn meminfo(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
     s.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k == key).then(|| v.split_whitespace().next()?.parse().ok()).flatten()
+        (k == key)
+            .then(|| v.split_whitespace().next()?.parse().ok())
+            .flatten()
     })
 }
 

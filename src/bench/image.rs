@@ -51,7 +51,11 @@ pub fn build_layout(rootfs: &Path, args: &[String], dir: &Path) -> Result<(), Er
     std::fs::create_dir_all(&blobs).map_err(io("mkdir image layout"))?;
     let tmp = dir.join("layer.tar.tmp");
     let f = std::fs::File::create(&tmp).map_err(io("create layer"))?;
-    let mut w = HashingWriter { inner: std::io::BufWriter::new(f), hash: Sha256::new(), len: 0 };
+    let mut w = HashingWriter {
+        inner: std::io::BufWriter::new(f),
+        hash: Sha256::new(),
+        len: 0,
+    };
     {
         let mut b = tar::Builder::new(&mut w);
         b.follow_symlinks(false);
@@ -93,7 +97,9 @@ pub fn build_layout(rootfs: &Path, args: &[String], dir: &Path) -> Result<(), Er
             "annotations": {"org.opencontainers.image.ref.name": "latest"}
         }]
     });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?).map_err(io("write index.json"))?;
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io("write oci-layout"))?;
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)
+        .map_err(io("write index.json"))?;
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(io("write oci-layout"))?;
     Ok(())
 }

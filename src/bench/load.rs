@@ -29,16 +29,24 @@ pub fn throughput(
             let next = AtomicUsize::new(0);
             let ok = AtomicUsize::new(0);
             let failed = AtomicUsize::new(0);
+            let first_failure = std::sync::Mutex::new(None::<String>);
             let t0 = Instant::now();
             std::thread::scope(|s| {
                 for slot in 0..conc {
-                    let (next, ok, failed) = (&next, &ok, &failed);
+                    let (next, ok, failed, first) = (&next, &ok, &failed, &first_failure);
                     s.spawn(move || {
                         while next.fetch_add(1, Ordering::Relaxed) < total {
                             match c.once(ctx, 100 + slot) {
-                                Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                                Err(_) => failed.fetch_add(1, Ordering::Relaxed),
-                            };
+                                Ok(_) => {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(e) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    if let Ok(mut f) = first.lock() {
+                                        f.get_or_insert(e);
+                                    }
+                                }
+                            }
                         }
                     });
                 }
@@ -51,11 +59,19 @@ pub fn throughput(
                 started,
                 failed: failed.load(Ordering::Relaxed),
                 seconds: secs,
-                per_second: if secs > 0.0 { started as f64 / secs } else { 0.0 },
+                per_second: if secs > 0.0 {
+                    started as f64 / secs
+                } else {
+                    0.0
+                },
                 ratio: None,
+                first_failure: first_failure.into_inner().unwrap_or(None),
             });
         }
-        let base = level.iter().find(|r| r.name.starts_with("mica")).map(|r| r.per_second);
+        let base = level
+            .iter()
+            .find(|r| r.name.starts_with("mica"))
+            .map(|r| r.per_second);
         for r in &mut level {
             r.ratio = base.and_then(|b| super::stats::ratio(r.per_second, b));
         }
@@ -68,8 +84,16 @@ pub fn throughput(
 fn own_memory_usage() -> Option<u64> {
     let h = host::hierarchies();
     for x in &h {
-        let f = if x.v2 { "memory.current" } else { "memory.usage_in_bytes" };
-        let is_mem = if x.v2 { x.own_dir().join(f).exists() } else { x.mount.ends_with("memory") };
+        let f = if x.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        let is_mem = if x.v2 {
+            x.own_dir().join(f).exists()
+        } else {
+            x.mount.ends_with("memory")
+        };
         if is_mem {
             if let Ok(s) = std::fs::read_to_string(x.own_dir().join(f)) {
                 return s.trim().parse().ok();
@@ -82,7 +106,10 @@ fn own_memory_usage() -> Option<u64> {
 /// VmRSS of `pid`, KiB.
 fn rss_kib(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok()))
+    s.lines().find_map(|l| {
+        l.strip_prefix("VmRSS:")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    })
 }
 
 /// Processes (other than us) running the binary `bin`.
@@ -93,7 +120,9 @@ fn processes_of(bin: &Path) -> Vec<i32> {
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|p| *p != me && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == bin))
+                .filter(|p| {
+                    *p != me && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == bin)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -107,7 +136,11 @@ fn container_pids(ctx: &Ctx, c: &Contender, id: &str, absolute: bool) -> Vec<i32
         if h.v2 || !h.mount.ends_with("memory") {
             continue;
         }
-        let dir = if absolute { h.mount.join(path.trim_start_matches('/')) } else { h.own_dir().join(&path) };
+        let dir = if absolute {
+            h.mount.join(path.trim_start_matches('/'))
+        } else {
+            h.own_dir().join(&path)
+        };
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
     }
@@ -116,13 +149,33 @@ fn container_pids(ctx: &Ctx, c: &Contender, id: &str, absolute: bool) -> Vec<i32
 }
 
 /// Start `n` idle detached containers per contender, measure, remove them.
-pub fn density(ctx: &Ctx, contenders: &[&Contender], n: usize, idle: &Workload, progress: &dyn Fn(&str)) -> Vec<DensityRow> {
+pub fn density(
+    ctx: &Ctx,
+    contenders: &[&Contender],
+    n: usize,
+    idle: &Workload,
+    progress: &dyn Fn(&str),
+) -> Vec<DensityRow> {
     let mut rows = Vec::new();
-    let idle_ctx = Ctx { work: ctx.work.clone(), mica: ctx.mica.clone(), workload: idle, cg: ctx.cg, v1ns: ctx.v1ns };
+    let idle_ctx = Ctx {
+        work: ctx.work.clone(),
+        mica: ctx.mica.clone(),
+        workload: idle,
+        cg: ctx.cg,
+        v1ns: ctx.v1ns,
+    };
     for c in contenders {
-        let Some(bin) = c.runtime_bin(ctx) else { continue };
+        let Some(bin) = c.runtime_bin(ctx) else {
+            continue;
+        };
         progress(&format!("density: {} x{n}", c.name));
-        let absolute = matches!(c.kind, super::contender::Kind::Oci { absolute_cgroups: true, .. });
+        let absolute = matches!(
+            c.kind,
+            super::contender::Kind::Oci {
+                absolute_cgroups: true,
+                ..
+            }
+        );
         std::thread::sleep(Duration::from_millis(300));
         let avail0 = host::meminfo("MemAvailable");
         let cg0 = own_memory_usage();
@@ -132,20 +185,44 @@ pub fn density(ctx: &Ctx, contenders: &[&Contender], n: usize, idle: &Workload, 
             Ok(o) => o,
             Err(e) => {
                 note = format!("output files: {e}");
-                rows.push(DensityRow { name: c.name.clone(), containers: 0, note, ..Default::default() });
+                rows.push(DensityRow {
+                    name: c.name.clone(),
+                    containers: 0,
+                    note,
+                    ..Default::default()
+                });
                 continue;
             }
         };
         for k in 0..n {
             let id = c.new_id();
-            let bundle = ctx.work.join("bundles").join(format!("density-{}-{k}", c.idx));
-            if let Err(e) = idle_ctx.workload.write_bundle(&bundle, &ctx.cg.path(&id, absolute)) {
+            let bundle = ctx
+                .work
+                .join("bundles")
+                .join(format!("density-{}-{k}", c.idx));
+            if let Err(e) = idle_ctx
+                .workload
+                .write_bundle(&bundle, &ctx.cg.path(&id, absolute))
+            {
                 note = format!("write bundle: {e}");
                 break;
             }
             let _ = out.reset();
-            let mut cmd = c.rt(bin, &["run", "--detach", "--bundle", &bundle.to_string_lossy(), &id]);
-            let spawn = Spawn { mount_ns: c.spawn_opts_ns(ctx), timeout: Some(super::contender::TIMEOUT), output: Some(&out) };
+            let mut cmd = c.rt(
+                bin,
+                &[
+                    "run",
+                    "--detach",
+                    "--bundle",
+                    &bundle.to_string_lossy(),
+                    &id,
+                ],
+            );
+            let spawn = Spawn {
+                mount_ns: c.spawn_opts_ns(ctx),
+                timeout: Some(super::contender::TIMEOUT),
+                output: Some(&out),
+            };
             match proc::run(&mut cmd, &spawn) {
                 Ok(o) if o.ok() => ids.push(id),
                 Ok(o) => {
@@ -163,7 +240,11 @@ pub fn density(ctx: &Ctx, contenders: &[&Contender], n: usize, idle: &Workload, 
         let avail1 = host::meminfo("MemAvailable");
         let cg1 = own_memory_usage();
         let procs = processes_of(bin).len();
-        let rss: u64 = ids.iter().flat_map(|id| container_pids(ctx, c, id, absolute)).filter_map(rss_kib).sum();
+        let rss: u64 = ids
+            .iter()
+            .flat_map(|id| container_pids(ctx, c, id, absolute))
+            .filter_map(rss_kib)
+            .sum();
         let m = ids.len();
         let per = |d: Option<f64>| if m > 0 { d.map(|d| d / m as f64) } else { None };
         rows.push(DensityRow {

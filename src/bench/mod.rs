@@ -103,6 +103,9 @@ impl Default for BenchOptions {
     }
 }
 
+/// The stopwatch's source, compiled at bench time.
+const STOPWATCH_SRC: &str = include_str!("stopwatch.rs");
+
 pub const DEFAULT_VS: [&str; 5] = ["runc", "crun", "youki", "bwrap", "floor"];
 
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +207,14 @@ pub fn run(opts: &BenchOptions) -> Result<Report, Error> {
             .map_err(|e| Error::io(format!("mkdir {}", work.0.display()), e))?;
     }
     let mut notes = Vec::new();
+    // Every timed command starts through a tiny static stopwatch, so its
+    // peak RSS is its own (see stopwatch.rs).
+    match vm::build_static(&vm::cache_dir(), "mica-stopwatch", STOPWATCH_SRC) {
+        Ok(p) => proc::use_stopwatch(p),
+        Err(e) => notes.push(format!(
+            "no stopwatch ({e}): peak RSS may include the pages a command had between fork and exec, a copy of the bench's own"
+        )),
+    }
 
     // The workload: a bundle, an image, or /bin/true in the busybox fixture.
     let from_image = match (&opts.bundle, &opts.image) {
@@ -488,8 +499,8 @@ fn measure(
 
     // Warm-up, alternating; a contender that fails here is skipped with the reason.
     for round in 0..opts.warmup {
-        for k in 0..n {
-            let c = &mut list[(k + round) % n];
+        for j in round_order(n, round) {
+            let c = &mut list[j];
             if c.skipped.is_some() || is_vm(c) {
                 continue;
             }
@@ -507,8 +518,7 @@ fn measure(
     let vm_runs = opts.vm_runs.min(opts.runs);
     for round in 0..opts.runs {
         let vm_round = (round * vm_runs) / opts.runs != ((round + 1) * vm_runs) / opts.runs;
-        for k in 0..n {
-            let j = (k + round) % n;
+        for j in round_order(n, opts.warmup + round) {
             let c = &list[j];
             if c.skipped.is_some() || (is_vm(c) && !vm_round) {
                 continue;
@@ -624,6 +634,24 @@ fn measure(
     (results, throughput, density, phases, notes)
 }
 
+/// The order of the contenders in round `round`: a fresh (deterministic)
+/// shuffle each round, so no contender always follows the same one. Order
+/// matters here: a cgroup migration right after another one is cheap, one
+/// after a contender without cgroups waits for an RCU grace period.
+pub fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    // xorshift64*, seeded by the round
+    let mut x = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in (1..n).rev() {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        v.swap(i, (r % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
 /// `mica run` with `MICA_TRACE=1`, `n` times: the median of each phase.
 fn phases(ctx: &Ctx, mica_run: &Contender, n: usize) -> Vec<report::Phase> {
     let mut by_name: Vec<(String, Vec<f64>)> = Vec::new();
@@ -713,7 +741,10 @@ fn setup_launch(
         return;
     }
     if let Some(f) = from_image {
-        list[warm].command = format!("MICA_STORE=STORE mica launch --rm {} (the image's command)", f.reference);
+        list[warm].command = format!(
+            "MICA_STORE=STORE mica launch --rm {} (the image's command)",
+            f.reference
+        );
         list[warm].kind = Kind::MicaLaunch {
             reference: f.reference.clone(),
             store: f.store.clone(),

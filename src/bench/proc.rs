@@ -44,7 +44,10 @@ impl Output {
                 .truncate(true)
                 .open(dir.join(format!("{name}.{ext}")))
         };
-        Ok(Output { out: open("out")?, err: open("err")? })
+        Ok(Output {
+            out: open("out")?,
+            err: open("err")?,
+        })
     }
 
     /// Empty both files before the next command.
@@ -74,7 +77,12 @@ impl Output {
     /// The last non-empty line of stderr (what a failure row shows).
     pub fn last_err_line(&mut self) -> String {
         let s = self.stderr();
-        s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
     }
 }
 
@@ -87,10 +95,67 @@ pub struct Spawn<'a> {
     pub output: Option<&'a Output>,
 }
 
+static STOPWATCH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Start every timed command through `mica-stopwatch` (see stopwatch.rs):
+/// its peak RSS is then the command's own, not a copy of ours.
+pub fn use_stopwatch(path: std::path::PathBuf) {
+    let _ = STOPWATCH.set(path);
+}
+
+pub fn stopwatch() -> Option<&'static Path> {
+    STOPWATCH.get().map(|p| p.as_path())
+}
+
+/// `cmd` wrapped in the stopwatch, reporting on the pipe's write end as fd 3.
+fn wrapped(cmd: &Command, sw: &Path) -> Command {
+    let mut c = Command::new(sw);
+    c.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}
+
 /// Spawn `cmd` (stdin from /dev/null, output to `spawn.output` or /dev/null),
 /// wait for it with `wait4` and time it. Every command is spawned the same way
-/// (fork + exec, with `PR_SET_PDEATHSIG`), so the contenders pay the same.
+/// (fork + exec, with `PR_SET_PDEATHSIG`; through the stopwatch when there is
+/// one), so the contenders pay the same.
 pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
+    let Some(sw) = stopwatch() else {
+        return run_direct(cmd, spawn, None);
+    };
+    let mut fds = [0i32; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (rd, wr) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut w = wrapped(cmd, sw);
+    let o = run_direct(&mut w, spawn, Some(wr))?;
+    let mut report = String::new();
+    let _ = (&rd).take(256).read_to_string(&mut report);
+    let f: Vec<i128> = report
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match f[..] {
+        [status, ns, rss] if !o.timed_out => Ok(Outcome {
+            status: status as i32,
+            elapsed: Duration::from_nanos(ns.max(0) as u64),
+            maxrss_kib: rss.max(0) as u64,
+            timed_out: false,
+        }),
+        _ => Ok(o),
+    }
+}
+
+fn run_direct(cmd: &mut Command, spawn: &Spawn, report: Option<OwnedFd>) -> io::Result<Outcome> {
     cmd.stdin(Stdio::null());
     match spawn.output {
         Some(o) => {
@@ -103,6 +168,7 @@ pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
         }
     }
     let ns = spawn.mount_ns;
+    let report_fd = report.as_ref().map(|f| f.as_raw_fd());
     unsafe {
         cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -111,11 +177,17 @@ pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
                     return Err(io::Error::last_os_error());
                 }
             }
+            if let Some(fd) = report_fd {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
     let t0 = Instant::now();
     let child = cmd.spawn()?;
+    drop(report);
     let pid = child.id() as i32;
     // We reap it ourselves (wait4 for the rusage); std never waits for it.
     std::mem::forget(child);
@@ -127,7 +199,12 @@ pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
         }
     }
     let (status, maxrss_kib) = wait4(pid)?;
-    Ok(Outcome { status, elapsed: t0.elapsed(), maxrss_kib, timed_out })
+    Ok(Outcome {
+        status,
+        elapsed: t0.elapsed(),
+        maxrss_kib,
+        timed_out,
+    })
 }
 
 /// `wait4(pid)`: (status as a shell shows it, ru_maxrss in KiB).
@@ -174,10 +251,17 @@ pub fn wait_exit(pid: i32, timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let ms = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
             None => -1,
         };
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let r = unsafe { libc::poll(&mut p, 1, ms) };
         if r > 0 {
             return Ok(true);
@@ -196,14 +280,25 @@ pub fn wait_exit(pid: i32, timeout: Option<Duration>) -> io::Result<bool> {
 /// places such as ~/.cargo/bin).
 pub fn which(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let exe = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let exe = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if name.contains('/') {
         let p = Path::new(name);
         return exe(p).then(|| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
     }
-    let mut dirs: Vec<std::path::PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
         dirs.push(d.into());
     }
     if let Some(h) = std::env::var_os("HOME") {
@@ -214,19 +309,39 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
 
 /// First line of `bin --version` (or `bin version`), for the report.
 pub fn version(bin: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(bin).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
-    s.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
 }
 
 /// Run a helper command to completion (not timed); Err with its stderr.
 pub fn helper(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        Err(format!("{:?} failed ({}): {line}", cmd.get_program(), out.status))
+        let line = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        Err(format!(
+            "{:?} failed ({}): {line}",
+            cmd.get_program(),
+            out.status
+        ))
     }
 }

@@ -69,6 +69,9 @@ pub struct ThroughputRow {
     pub per_second: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// Why the first failed start failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -136,7 +139,17 @@ fn remark(c: &ContenderResult) -> String {
     parts.join("; ")
 }
 
-const HEAD: [&str; 9] = ["contender", "median", "p90", "p99", "min", "max", "ratio", "peak RSS", "note"];
+const HEAD: [&str; 9] = [
+    "contender",
+    "median",
+    "p90",
+    "p99",
+    "min",
+    "max",
+    "ratio",
+    "peak RSS",
+    "note",
+];
 
 fn cells(c: &ContenderResult) -> Vec<String> {
     match (&c.stats, &c.skipped) {
@@ -154,7 +167,11 @@ fn cells(c: &ContenderResult) -> Vec<String> {
         _ => {
             let mut v = vec![c.name.clone()];
             v.extend(vec!["-".to_string(); 7]);
-            v.push(if c.skipped.is_some() { remark(c) } else { format!("no successful start; {}", remark(c)) });
+            v.push(if c.skipped.is_some() {
+                remark(c)
+            } else {
+                format!("no successful start; {}", remark(c))
+            });
             v
         }
     }
@@ -165,7 +182,9 @@ impl Report {
     pub fn table(&self) -> String {
         let rows: Vec<Vec<String>> = self.contenders.iter().map(cells).collect();
         let mut w = [0usize; 8];
-        for r in std::iter::once(HEAD.iter().map(|s| s.to_string()).collect::<Vec<_>>()).chain(rows.iter().cloned()) {
+        for r in std::iter::once(HEAD.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .chain(rows.iter().cloned())
+        {
             for (i, c) in r.iter().take(8).enumerate() {
                 w[i] = w[i].max(c.chars().count());
             }
@@ -189,14 +208,23 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "times in ms over {} runs ({} warm-up), contenders alternating; ratio = median / {}'s median",
+            "times in ms over {} runs ({} warm-up), contenders alternating in a new random order each round; ratio = median / {}'s median",
             self.runs, self.warmup, self.baseline
         );
         out
     }
 
     pub fn throughput_table(&self, md: bool) -> String {
-        let head = ["contender", "concurrency", "started/s", "ratio", "started", "failed", "seconds"];
+        let head = [
+            "contender",
+            "concurrency",
+            "started/s",
+            "ratio",
+            "started",
+            "failed",
+            "seconds",
+            "note",
+        ];
         let rows: Vec<Vec<String>> = self
             .throughput
             .iter()
@@ -209,6 +237,10 @@ impl Report {
                     t.started.to_string(),
                     t.failed.to_string(),
                     format!("{:.2}", t.seconds),
+                    t.first_failure
+                        .as_ref()
+                        .map(|f| format!("first failure: {f}"))
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
@@ -216,8 +248,19 @@ impl Report {
     }
 
     pub fn density_table(&self, md: bool) -> String {
-        let head = ["contender", "containers", "MemAvailable/ctr", "cgroup/ctr", "process RSS/ctr", "runtime procs left", "note"];
-        let kib = |v: Option<f64>| v.map(|k| format!("{:.0} KiB", k)).unwrap_or_else(|| "-".into());
+        let head = [
+            "contender",
+            "containers",
+            "MemAvailable/ctr",
+            "cgroup/ctr",
+            "process RSS/ctr",
+            "runtime procs left",
+            "note",
+        ];
+        let kib = |v: Option<f64>| {
+            v.map(|k| format!("{:.0} KiB", k))
+                .unwrap_or_else(|| "-".into())
+        };
         let rows: Vec<Vec<String>> = self
             .density
             .iter()
@@ -241,7 +284,13 @@ impl Report {
         let rows: Vec<Vec<String>> = self
             .phases
             .iter()
-            .map(|p| vec![p.name.clone(), format!("{:.3}", p.median_ms), p.samples.to_string()])
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    format!("{:.3}", p.median_ms),
+                    p.samples.to_string(),
+                ]
+            })
             .collect();
         grid(&head, &rows, md)
     }
@@ -281,7 +330,7 @@ impl Report {
         let _ = writeln!(
             s,
             "Workload: {}. {} measured runs per contender after {} warm-up runs, the contenders \
-             alternating round by round so drift hits all alike. Times in ms, from spawning the \
+             alternating round by round (in a new random order each round) so drift hits all alike. Times in ms, from spawning the \
              command to its exit (including removing the container); ratio = median / {}'s \
              median; peak RSS = `ru_maxrss` of the runtime's process (the max over its commands).\n",
             self.workload, self.runs, self.warmup, self.baseline
@@ -308,7 +357,10 @@ impl Report {
             s.push_str(&self.density_table(true));
         }
         if !self.phases.is_empty() {
-            let _ = writeln!(s, "\n## Where `mica run` spends its time\n\n`MICA_TRACE=1` phase timings, medians.\n");
+            let _ = writeln!(
+                s,
+                "\n## Where `mica run` spends its time\n\n`MICA_TRACE=1` phase timings, medians.\n"
+            );
             s.push_str(&self.phases_table(true));
         }
         if !self.notes.is_empty() {
@@ -336,7 +388,11 @@ pub fn grid(head: &[&str], rows: &[Vec<String>], md: bool) -> String {
     }
     let numeric: Vec<bool> = (0..n)
         .map(|i| {
-            i > 0 && !rows.is_empty() && rows.iter().all(|r| r[i].starts_with(|c: char| c.is_ascii_digit() || c == '-'))
+            i > 0
+                && !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|r| r[i].starts_with(|c: char| c.is_ascii_digit() || c == '-'))
         })
         .collect();
     let mut out = String::new();
@@ -344,7 +400,11 @@ pub fn grid(head: &[&str], rows: &[Vec<String>], md: bool) -> String {
         let cells: Vec<String> = (0..n)
             .map(|i| {
                 let c = r.get(i).map(String::as_str).unwrap_or("");
-                let c = if md { c.replace('|', "\\|") } else { c.to_string() };
+                let c = if md {
+                    c.replace('|', "\\|")
+                } else {
+                    c.to_string()
+                };
                 if numeric[i] {
                     format!("{:>w$}", c, w = w[i])
                 } else {
@@ -363,7 +423,13 @@ pub fn grid(head: &[&str], rows: &[Vec<String>], md: bool) -> String {
     out.push('\n');
     if md {
         let seps: Vec<String> = (0..n)
-            .map(|i| if numeric[i] { format!("{}:", "-".repeat(w[i].max(2) - 1)) } else { "-".repeat(w[i].max(3)) })
+            .map(|i| {
+                if numeric[i] {
+                    format!("{}:", "-".repeat(w[i].max(2) - 1))
+                } else {
+                    "-".repeat(w[i].max(3))
+                }
+            })
             .collect();
         let _ = writeln!(out, "| {} |", seps.join(" | "));
     }

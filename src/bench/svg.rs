@@ -7,13 +7,19 @@ use plotters::prelude::*;
 use std::path::Path;
 
 pub fn write(report: &Report, path: &Path) -> Result<(), String> {
-    let rows: Vec<&ContenderResult> =
-        report.contenders.iter().filter(|c| c.skipped.is_none() && !c.samples_ms.is_empty()).collect();
+    let rows: Vec<&ContenderResult> = report
+        .contenders
+        .iter()
+        .filter(|c| c.skipped.is_none() && !c.samples_ms.is_empty())
+        .collect();
     if rows.is_empty() {
         return Err("no samples to plot".into());
     }
     let n = rows.len();
-    let all = rows.iter().flat_map(|c| c.samples_ms.iter().copied()).filter(|v| *v > 0.0);
+    let all = rows
+        .iter()
+        .flat_map(|c| c.samples_ms.iter().copied())
+        .filter(|v| *v > 0.0);
     let (lo, hi) = all.fold((f64::MAX, 0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = (lo * 0.7, hi * 1.4);
     let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
@@ -40,27 +46,47 @@ pub fn write(report: &Report, path: &Path) -> Result<(), String> {
         .disable_y_mesh()
         .y_labels(0)
         .x_desc("ms per start (log scale)")
-        .x_label_formatter(&|v| fmt_ms(*v))
+        .x_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
         .draw()
         .map_err(e)?;
     for (i, c) in rows.iter().enumerate() {
         let y = (n - 1 - i) as f64;
         let color = Palette99::pick(i).to_rgba();
-        let Some(s) = Stats::of(&c.samples_ms) else { continue };
+        let Some(s) = Stats::of(&c.samples_ms) else {
+            continue;
+        };
         let (q1, q3) = Stats::quartiles(&c.samples_ms).unwrap_or((s.median, s.median));
         chart
-            .draw_series(std::iter::once(PathElement::new(vec![(s.min, y), (s.max, y)], BLACK.mix(0.5))))
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(s.min, y), (s.max, y)],
+                BLACK.mix(0.5),
+            )))
             .map_err(e)?;
         for x in [s.min, s.max] {
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(x, y - 0.12), (x, y + 0.12)], BLACK.mix(0.5))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y - 0.12), (x, y + 0.12)],
+                    BLACK.mix(0.5),
+                )))
                 .map_err(e)?;
         }
         chart
-            .draw_series(std::iter::once(Rectangle::new([(q1, y - 0.28), (q3, y + 0.28)], color.mix(0.25).filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(q1, y - 0.28), (q3, y + 0.28)],
+                color.mix(0.25).filled(),
+            )))
             .map_err(e)?;
         chart
-            .draw_series(std::iter::once(Rectangle::new([(q1, y - 0.28), (q3, y + 0.28)], color.stroke_width(1))))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(q1, y - 0.28), (q3, y + 0.28)],
+                color.stroke_width(1),
+            )))
             .map_err(e)?;
         chart
             .draw_series(c.samples_ms.iter().enumerate().map(|(k, v)| {

@@ -18,19 +18,30 @@ const INIT_SRC: &str = include_str!("init.rs");
 /// reliably, and on a busy host also a given TSC frequency (`tsc_early_khz`,
 /// added by [`append`]): calibrating it against the emulated PIT can fail
 /// and hang the boot.
-const APPEND: &str = "console=ttyS0 quiet panic=-1 reboot=t tsc=reliable no_timer_check rdinit=/init";
+const APPEND: &str =
+    "console=ttyS0 quiet panic=-1 reboot=t tsc=reliable no_timer_check rdinit=/init";
 
 /// The full command line for `args`.
 fn append(args: &[String]) -> String {
     let mhz = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("cpu MHz").and_then(|v| v.trim_start_matches([' ', '\t', ':']).trim().parse::<f64>().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("cpu MHz").and_then(|v| {
+                    v.trim_start_matches([' ', '\t', ':'])
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+            })
         })
         .filter(|m| *m > 100.0)
         .unwrap_or(2000.0);
-    format!("{APPEND} tsc_early_khz={} -- {}", (mhz * 1000.0) as u64, args.join(" "))
+    format!(
+        "{APPEND} tsc_early_khz={} -- {}",
+        (mhz * 1000.0) as u64,
+        args.join(" ")
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +78,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("mica");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
     home.join(".cache/mica")
 }
 
@@ -78,32 +91,60 @@ impl Vm {
         if accel == "kvm" {
             c.args(["-cpu", "host"]);
         }
-        c.args(["-m", "256M", "-smp", "1", "-no-reboot", "-nodefaults", "-no-user-config"])
-            .args(["-display", "none", "-serial", "stdio"])
-            .arg("-kernel")
-            .arg(&self.kernel)
-            .arg("-initrd")
-            .arg(&self.initrd)
-            .arg("-append")
-            .arg(append(&self.args));
+        c.args([
+            "-m",
+            "256M",
+            "-smp",
+            "1",
+            "-no-reboot",
+            "-nodefaults",
+            "-no-user-config",
+        ])
+        .args(["-display", "none", "-serial", "stdio"])
+        .arg("-kernel")
+        .arg(&self.kernel)
+        .arg("-initrd")
+        .arg(&self.initrd)
+        .arg("-append")
+        .arg(append(&self.args));
         c
     }
 
     fn boot(&self, accel: &str, out: &mut Output, timeout: Duration) -> Result<Sample, String> {
         out.reset().map_err(|e| e.to_string())?;
-        let o = proc::run(&mut self.command(accel), &Spawn { mount_ns: None, timeout: Some(timeout), output: Some(out) })
-            .map_err(|e| format!("spawn {}: {e}", self.qemu.display()))?;
+        let o = proc::run(
+            &mut self.command(accel),
+            &Spawn {
+                mount_ns: None,
+                timeout: Some(timeout),
+                output: Some(out),
+            },
+        )
+        .map_err(|e| format!("spawn {}: {e}", self.qemu.display()))?;
         let console = out.stdout();
         if o.timed_out {
             return Err(format!("no exit within {} s", timeout.as_secs()));
         }
         match parse_exit(&console) {
-            Some(0) => Ok(Sample { ms: o.elapsed.as_secs_f64() * 1000.0, rss_kib: o.maxrss_kib, parts_ms: vec![] }),
+            Some(0) => Ok(Sample {
+                ms: o.elapsed.as_secs_f64() * 1000.0,
+                rss_kib: o.maxrss_kib,
+                parts_ms: vec![],
+            }),
             Some(n) => Err(format!("the workload exited {n} in the VM")),
             None => {
                 let why = out.last_err_line();
-                let tail = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                Err(format!("qemu exited {} without the init's status: {why}{tail}", o.status))
+                let tail = console
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                Err(format!(
+                    "qemu exited {} without the init's status: {why}{tail}",
+                    o.status
+                ))
             }
         }
     }
@@ -117,8 +158,12 @@ impl Vm {
 pub fn parse_exit(console: &str) -> Option<i32> {
     console
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("mica-init: exit ").and_then(|n| n.trim().parse().ok()))
-        .last()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("mica-init: exit ")
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .next_back()
 }
 
 /// Everything the VM contender needs; Err says why it is skipped. `note`
@@ -131,7 +176,8 @@ pub fn prepare(
     work: &Path,
     note: &mut String,
 ) -> Result<Vm, String> {
-    let qemu = proc::which("qemu-system-x86_64").ok_or("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")?;
+    let qemu = proc::which("qemu-system-x86_64")
+        .ok_or("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")?;
     let kernel = match kernel {
         Some(k) => k.to_path_buf(),
         None => debian_kernel(&cache_dir().join("kernel"))?,
@@ -147,16 +193,24 @@ pub fn prepare(
         args: args.to_vec(),
         timeout: Duration::from_secs(120),
     };
-    let kname = kernel.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let kname = kernel
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut out = Output::new(work, "vm-probe").map_err(|e| e.to_string())?;
-    let kvm_ok = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
+    let kvm_ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
     match accel {
         Accel::Tcg => *note = format!("qemu -M microvm, TCG (--accel tcg), kernel {kname}"),
         Accel::Kvm => {
             if !kvm_ok {
                 return Err("--accel kvm: /dev/kvm cannot be opened".into());
             }
-            vm.boot("kvm", &mut out, Duration::from_secs(30)).map_err(|e| format!("KVM: {e}"))?;
+            vm.boot("kvm", &mut out, Duration::from_secs(30))
+                .map_err(|e| format!("KVM: {e}"))?;
             vm.accel = "kvm".into();
             *note = format!("qemu -M microvm, KVM, kernel {kname}");
         }
@@ -173,13 +227,16 @@ pub fn prepare(
                 vm.accel = "kvm".into();
                 *note = format!("qemu -M microvm, KVM, kernel {kname}");
             } else {
-                *note = format!("qemu -M microvm, TCG: KVM cannot boot it here ({why}); kernel {kname}");
+                *note = format!(
+                    "qemu -M microvm, TCG: KVM cannot boot it here ({why}); kernel {kname}"
+                );
             }
         }
     }
     if vm.accel == "tcg" {
         // One boot to be sure it works at all (and to warm the page cache).
-        vm.boot("tcg", &mut out, vm.timeout).map_err(|e| format!("TCG: {e}"))?;
+        vm.boot("tcg", &mut out, vm.timeout)
+            .map_err(|e| format!("TCG: {e}"))?;
     }
     Ok(vm)
 }
@@ -191,14 +248,20 @@ pub fn debian_kernel(dir: &Path) -> Result<PathBuf, String> {
     if let Some(k) = find_vmlinuz(dir) {
         return Ok(k);
     }
-    let apt = proc::which("apt-get").ok_or("no kernel: --kernel not given and apt-get not found")?;
+    let apt =
+        proc::which("apt-get").ok_or("no kernel: --kernel not given and apt-get not found")?;
     let dpkg = proc::which("dpkg-deb").ok_or("no kernel: dpkg-deb not found")?;
     let debs = dir.join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("mkdir {}: {e}", debs.display()))?;
     let download = |pkg: &str| -> Result<PathBuf, String> {
-        proc::helper(Command::new(&apt).current_dir(&debs).args(["download", "-q", pkg]))
-            .map_err(|e| format!("{e} (apt-get update may help)"))?;
-        newest(&debs, &format!("{pkg}_"), ".deb").ok_or_else(|| format!("apt-get download {pkg}: no .deb"))
+        proc::helper(
+            Command::new(&apt)
+                .current_dir(&debs)
+                .args(["download", "-q", pkg]),
+        )
+        .map_err(|e| format!("{e} (apt-get update may help)"))?;
+        newest(&debs, &format!("{pkg}_"), ".deb")
+            .ok_or_else(|| format!("apt-get download {pkg}: no .deb"))
     };
     let meta = download("linux-image-amd64")?;
     let deps = proc::helper(Command::new(&dpkg).arg("-f").arg(&meta).arg("Depends"))?;
@@ -219,7 +282,10 @@ fn newest(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             n.starts_with(prefix) && n.ends_with(suffix)
         })
         .collect();
@@ -233,23 +299,43 @@ fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
 
 /// Compile `init.rs` into a static binary in `cache` (once per source).
 pub fn build_init(cache: &Path) -> Result<PathBuf, String> {
+    build_static(cache, "mica-init", INIT_SRC)
+}
+
+/// Compile the one-file program `src` into a static binary `name` in
+/// `cache` (once per source).
+pub fn build_static(cache: &Path, name: &str, src: &str) -> Result<PathBuf, String> {
     use sha2::Digest;
-    let h: String = sha2::Sha256::digest(INIT_SRC.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let dir = cache.join(format!("init-{h}"));
-    let bin = dir.join("mica-init");
+    let h: String = sha2::Sha256::digest(src.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = cache.join(format!("{name}-{h}"));
+    let bin = dir.join(name);
     if bin.exists() {
         return Ok(bin);
     }
-    let rustc = proc::which("rustc").ok_or("rustc not found: it builds the VM's static init")?;
+    let rustc = proc::which("rustc")
+        .ok_or("rustc not found: it builds the bench's small static helpers")?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-    let src = dir.join("init.rs");
-    std::fs::write(&src, INIT_SRC).map_err(|e| format!("write {}: {e}", src.display()))?;
-    let tmp = dir.join("mica-init.tmp");
+    let src_path = dir.join(format!("{name}.rs"));
+    std::fs::write(&src_path, src).map_err(|e| format!("write {}: {e}", src_path.display()))?;
+    let tmp = dir.join(format!("{name}.tmp"));
     proc::helper(
         Command::new(rustc)
-            .args(["--edition", "2021", "-O", "-C", "panic=abort", "-C", "target-feature=+crt-static", "-o"])
+            .args([
+                "--edition",
+                "2021",
+                "-O",
+                "-C",
+                "panic=abort",
+                "-C",
+                "target-feature=+crt-static",
+                "-o",
+            ])
             .arg(&tmp)
-            .arg(&src),
+            .arg(&src_path),
     )?;
     std::fs::rename(&tmp, &bin).map_err(|e| e.to_string())?;
     Ok(bin)
@@ -279,10 +365,24 @@ impl<W: Write> Cpio<W> {
     }
 
     /// One entry: `mode` includes the file type bits; `rdev` for devices.
-    pub fn entry(&mut self, name: &str, mode: u32, uid: u32, gid: u32, mtime: u32, data: &[u8], rdev: (u32, u32)) -> std::io::Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn entry(
+        &mut self,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: u32,
+        data: &[u8],
+        rdev: (u32, u32),
+    ) -> std::io::Result<()> {
         let ino = self.ino;
         self.ino += 1;
-        let nlink = if mode & libc::S_IFMT == libc::S_IFDIR { 2 } else { 1 };
+        let nlink = if mode & libc::S_IFMT == libc::S_IFDIR {
+            2
+        } else {
+            1
+        };
         let hdr = format!(
             "070701{ino:08X}{mode:08X}{uid:08X}{gid:08X}{nlink:08X}{mtime:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
             data.len(),
@@ -314,13 +414,29 @@ pub fn write_initramfs(rootfs: &Path, init: &Path, out: &Path) -> std::io::Resul
     let f = std::fs::File::create(out)?;
     let mut c = Cpio::new(std::io::BufWriter::new(f));
     let mut has_dev = false;
-    fn walk<W: Write>(c: &mut Cpio<W>, base: &Path, rel: &str, has_dev: &mut bool) -> std::io::Result<()> {
-        let dir = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
-        let mut names: Vec<_> = std::fs::read_dir(&dir)?.flatten().map(|e| e.file_name()).collect();
+    fn walk<W: Write>(
+        c: &mut Cpio<W>,
+        base: &Path,
+        rel: &str,
+        has_dev: &mut bool,
+    ) -> std::io::Result<()> {
+        let dir = if rel.is_empty() {
+            base.to_path_buf()
+        } else {
+            base.join(rel)
+        };
+        let mut names: Vec<_> = std::fs::read_dir(&dir)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let n = n.to_string_lossy().into_owned();
-            let r = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let r = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
             if r == "init" {
                 continue;
             }
@@ -337,7 +453,15 @@ pub fn write_initramfs(rootfs: &Path, init: &Path, out: &Path) -> std::io::Resul
                 walk(c, base, &r, has_dev)?;
             } else if ft.is_symlink() {
                 let t = std::fs::read_link(&p)?;
-                c.entry(&r, mode, uid, gid, mtime, t.as_os_str().as_encoded_bytes(), (0, 0))?;
+                c.entry(
+                    &r,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    t.as_os_str().as_encoded_bytes(),
+                    (0, 0),
+                )?;
             } else if ft.is_file() {
                 c.entry(&r, mode, uid, gid, mtime, &std::fs::read(&p)?, (0, 0))?;
             }
@@ -352,7 +476,15 @@ pub fn write_initramfs(rootfs: &Path, init: &Path, out: &Path) -> std::io::Resul
     c.entry("dev/console", libc::S_IFCHR | 0o600, 0, 0, 0, &[], (5, 1))?;
     let init_data = std::fs::read(init)?;
     let perm = std::fs::metadata(init)?.permissions().mode() & 0o7777;
-    c.entry("init", libc::S_IFREG | perm | 0o755, 0, 0, 0, &init_data, (0, 0))?;
+    c.entry(
+        "init",
+        libc::S_IFREG | perm | 0o755,
+        0,
+        0,
+        0,
+        &init_data,
+        (0, 0),
+    )?;
     c.finish()?;
     Ok(())
 }

@@ -31,12 +31,17 @@ impl Workload {
                 rootfs.display()
             )));
         }
-        Self::on_rootfs(&rootfs, &["/bin/true"], "/bin/true in the read-only busybox rootfs")
+        Self::on_rootfs(
+            &rootfs,
+            &["/bin/true"],
+            "/bin/true in the read-only busybox rootfs",
+        )
     }
 
     /// `mica spec`'s config over `rootfs` running `args`, with the default limits.
     pub fn on_rootfs(rootfs: &Path, args: &[&str], what: &str) -> Result<Workload, Error> {
-        let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::io(format!("rootfs {}", rootfs.display()), e))?;
+        let rootfs = std::fs::canonicalize(rootfs)
+            .map_err(|e| Error::io(format!("rootfs {}", rootfs.display()), e))?;
         let mut c = crate::spec::default_spec(false);
         // crun 1.8 refuses ociVersion 1.2.0; every runtime here reads 1.0.2.
         c["ociVersion"] = json!("1.0.2");
@@ -59,20 +64,34 @@ impl Workload {
     /// The workload of an existing bundle (its config.json is copied per
     /// container, with its own cgroupsPath and no terminal).
     pub fn from_bundle(dir: &Path) -> Result<Workload, Error> {
-        let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(format!("bundle {}", dir.display()), e))?;
+        let dir = std::fs::canonicalize(dir)
+            .map_err(|e| Error::io(format!("bundle {}", dir.display()), e))?;
         let path = dir.join("config.json");
-        let text = std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-        let mut c: Value = serde_json::from_slice(&text).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
+        let text =
+            std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let mut c: Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
         let root = c["root"]["path"].as_str().unwrap_or("rootfs").to_string();
-        let rootfs = if Path::new(&root).is_absolute() { PathBuf::from(&root) } else { dir.join(&root) };
+        let rootfs = if Path::new(&root).is_absolute() {
+            PathBuf::from(&root)
+        } else {
+            dir.join(&root)
+        };
         c["root"]["path"] = json!(rootfs.to_string_lossy());
         c["process"]["terminal"] = json!(false);
         let args: Vec<String> = c["process"]["args"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if args.is_empty() {
-            return Err(Error::Setup(format!("{}: process.args is empty", path.display())));
+            return Err(Error::Setup(format!(
+                "{}: process.args is empty",
+                path.display()
+            )));
         }
         if let Some(o) = c["linux"].as_object_mut() {
             o.remove("cgroupsPath");
@@ -98,6 +117,9 @@ impl Workload {
     /// Write `dir/config.json` for one container.
     pub fn write_bundle(&self, dir: &Path, cgroups_path: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("config.json"), serde_json::to_vec(&self.config(cgroups_path))?)
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_vec(&self.config(cgroups_path))?,
+        )
     }
 }

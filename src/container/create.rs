@@ -75,6 +75,7 @@ fn undo(dir: &Dir, state: Option<&State>, spawned: Option<&launch::Spawned>) {
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
+    crate::cgroups::warm_up_attach();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
@@ -368,6 +369,7 @@ pub fn run_keep(
     keep: bool,
 ) -> Result<i32> {
     let mask = block_signals();
+    crate::cgroups::warm_up_attach();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
