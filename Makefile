@@ -3,7 +3,7 @@
 CARGO    ?= cargo
 FIXTURES ?= rootfs-fixtures/build
 # Debian packages the fixtures and tests need.
-APT_PKGS ?= busybox-static $(ENGINE_PKGS)
+APT_PKGS ?= busybox-static
 
 .PHONY: all build release deps fixtures run test lint clean
 
@@ -36,6 +36,7 @@ run: release fixtures
 
 # Every test: unit tests and integration tests that launch real containers (as root).
 test: deps fixtures
+	@$(MAKE) --no-print-directory deps APT_PKGS="$(ENGINE_PKGS)"
 	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) $(CARGO) test --all-targets
 	$(MAKE) --no-print-directory test-cgroup2
 
