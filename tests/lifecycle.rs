@@ -2010,3 +2010,32 @@ fn prestart_hook_without_cgroup_mount() {
         serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
     assert!(state["pid"].as_i64().unwrap() > 0, "{state}");
 }
+
+/// `run` of a terminal config without --console-socket: mica holds the pty
+/// and proxies it (as runc does). `script` gives mica a terminal of its own.
+#[test]
+fn run_with_terminal_proxies_the_pty() {
+    let env = common::Env::new();
+    let b = env.bundle("busybox", &["/bin/sh", "-c", "tty; exit 3"], |c| {
+        c["process"]["terminal"] = serde_json::json!(true);
+    });
+    let id = env.id("tty");
+    let cmd = format!(
+        "{} --root {} run --bundle {} {}",
+        common::mica_bin(),
+        env.root.display(),
+        b.display(),
+        id
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/"),
+        "the process has no tty: {text:?}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{text:?}");
+}
