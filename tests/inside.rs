@@ -1159,3 +1159,49 @@ fn created_container_answers_state_and_starts() {
     let (code, _, err) = mica_limited(&env, &["start", &id]);
     assert_eq!(code, 0, "start: {err}");
 }
+
+/// A time namespace with offsets: the boot clock inside is a year ahead,
+/// and the process is still pid 1 (the second fork made it so).
+#[test]
+fn time_namespace_offsets() {
+    let env = Env::new();
+    let (j, _) = probe_cfg(&env, &["--read", "/proc/uptime"], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] =
+            json!({"boottime": {"secs": 31_536_000}, "monotonic": {"secs": 1000}});
+    });
+    assert_eq!(j["pid"], 1);
+    let uptime: f64 = action(&j, "reads", "/proc/uptime")["content"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(uptime - host > 31_535_000.0, "inside {uptime}, host {host}");
+    assert_ne!(j["namespaces"]["time"], json!(host_ns("time")));
+}
+
+/// `--no-pivot` (MS_MOVE + chroot) gives the same read-only root.
+#[test]
+fn no_pivot_keeps_the_root_read_only() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &probe_argv(&[]), |_| {});
+    let (code, out, err) = run_limited(&env, &b, &["--no-pivot"]);
+    assert_eq!(code, 0, "{err}");
+    let j = parse_probe(&out);
+    assert_eq!(j["root_writable"]["errno"], "EROFS");
+    assert_eq!(j["cwd"], "/");
+    assert_options(mount_at(&j, "/"), &["ro", "nosuid", "nodev"]);
+}
