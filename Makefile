@@ -12,8 +12,15 @@ all: build
 build:
 	$(CARGO) build
 
+# The release binary is a static, non-PIE executable: no dynamic loader, no
+# relocations to apply at start-up, fewer pages touched (peak RSS of `mica run`
+# 5.5 -> 3.9 MiB here). --target keeps the flags off build scripts and proc macros.
+RELEASE_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+RELEASE_FLAGS  ?= -C target-feature=+crt-static -C relocation-model=static
 release:
-	$(CARGO) build --release
+	RUSTFLAGS="$(RELEASE_FLAGS)" $(CARGO) build --release --target $(RELEASE_TARGET)
+	mkdir -p target/release
+	install -m 755 target/$(RELEASE_TARGET)/release/mica target/release/mica
 
 # Install missing Debian packages (runs apt-get only when something is missing).
 deps:
