@@ -238,35 +238,23 @@ pub fn propagation_flags(s: &str) -> Result<libc::c_ulong> {
     }
 }
 
-/// The v1 hierarchies and whether cgroup2 is mounted, from /proc/self/mountinfo.
+/// The v1 hierarchies (dir name under the cgroup mount, mount options) and
+/// whether cgroup2 is mounted: the cgroups layer's reading of the host.
 fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v1 = Vec::new();
-    let mut v2 = false;
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mp = left.split(' ').nth(4).unwrap_or("");
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or("");
-        let _src = r.next();
-        let sopts = r.next().unwrap_or("");
-        if fstype == "cgroup2" {
-            v2 = true;
-        } else if fstype == "cgroup" {
-            let name = Path::new(mp)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned());
-            let ctrls: Vec<&str> = sopts
-                .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                .collect();
-            if let Some(name) = name {
-                v1.push((name, ctrls.join(",")));
-            }
-        }
-    }
+    use crate::cgroups::{layout, Layout};
+    let (v1, v2) = match layout() {
+        Ok(Layout::V1 { hierarchies }) => (hierarchies, false),
+        Ok(Layout::Hybrid { hierarchies, .. }) => (hierarchies, true),
+        Ok(Layout::V2 { .. }) => (Vec::new(), true),
+        Err(_) => (Vec::new(), false),
+    };
+    let v1 = v1
+        .into_iter()
+        .filter_map(|h| {
+            let name = h.mount_point.file_name()?.to_string_lossy().into_owned();
+            Some((name, h.controllers.join(",")))
+        })
+        .collect();
     (v1, v2)
 }
 
