@@ -208,8 +208,11 @@ fn create_with(
         let snapshot = st.clone();
         let r = (|| {
             spawned.go(|pid| snapshot.hook_json(Status::Creating, pid))?;
-            st.init = Proc::of(spawned.pid());
-            dir.save(st)?;
+            if spawned.pid() != st.init.pid {
+                // A second fork: the container process is the grandchild.
+                st.init = Proc::of(spawned.pid());
+                dir.save(st)?;
+            }
             // What runc and the conformance suite expect prestart to see.
             let json = st.hook_json(Status::Created, spawned.pid());
             spawned.wait_ready(|| {
