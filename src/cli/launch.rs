@@ -87,16 +87,32 @@ pub fn write_bundle(
     id: &str,
     o: &LaunchOptions,
 ) -> Result<PathBuf, Failure> {
-    let cfg: Value =
-        serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
-    let process = ImageProcess::from_config(&cfg);
-    let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
     let bundle = root.join(".bundles").join(id);
     if bundle.exists() {
         return Err(mica_failure(format!(
             "container with id \"{id}\" already exists"
         )));
     }
+    let r = fill_bundle(store, image, root, id, o);
+    if r.is_err() {
+        // A bad option or image leaves nothing behind.
+        let _ = std::fs::remove_dir_all(&bundle);
+    }
+    r
+}
+
+fn fill_bundle(
+    store: &Store,
+    image: &Image,
+    root: &Path,
+    id: &str,
+    o: &LaunchOptions,
+) -> Result<PathBuf, Failure> {
+    let cfg: Value =
+        serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
+    let process = ImageProcess::from_config(&cfg);
+    let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
+    let bundle = root.join(".bundles").join(id);
     std::fs::create_dir_all(&bundle)
         .map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
     // Mountpoints for volumes and tmpfs the image lacks live in a layer of
