@@ -201,18 +201,6 @@ fn host_ns(name: &str) -> String {
         .into_owned()
 }
 
-/// Entries of the state root (empty when it does not exist).
-fn state_entries(env: &Env) -> Vec<String> {
-    match std::fs::read_dir(&env.root) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => panic!("read {}: {e}", env.root.display()),
-    }
-}
-
 /// The probe must not have been able to leave anything in the fixture.
 fn fixture_path(rel: &str) -> PathBuf {
     fixtures().join("busybox").join(rel.trim_start_matches('/'))
@@ -601,7 +589,7 @@ fn missing_mountpoint_in_readonly_root_fails_cleanly() {
         "{dest} was created in the fixture"
     );
     assert_eq!(
-        state_entries(&env),
+        env.state_entries(),
         Vec::<String>::new(),
         "state left behind"
     );
@@ -908,7 +896,7 @@ fn exit_status_is_returned() {
     assert_eq!(code, 7, "stdout={out} stderr={err}");
     assert_eq!(parse_probe(&out)["pid"], 1);
     assert_eq!(
-        state_entries(&env),
+        env.state_entries(),
         Vec::<String>::new(),
         "state left behind"
     );
@@ -927,7 +915,7 @@ fn missing_command_fails_and_leaves_nothing() {
     );
     assert!(err.contains("/nope"), "{err:?}");
     assert_eq!(
-        state_entries(&env),
+        env.state_entries(),
         Vec::<String>::new(),
         "state left behind"
     );
@@ -944,7 +932,7 @@ fn non_executable_command_is_permission_denied() {
     assert_ne!(code, 0, "stdout={out} stderr={err}");
     assert!(lower(&err).contains("permission denied"), "{err:?}");
     assert_eq!(
-        state_entries(&env),
+        env.state_entries(),
         Vec::<String>::new(),
         "state left behind"
     );
@@ -1131,7 +1119,7 @@ fn terminal_via_console_socket() {
     let (code, _, err) = mica_limited(&env, &["delete", &id]);
     assert_eq!(code, 0, "delete: {err}");
     assert_eq!(
-        state_entries(&env),
+        env.state_entries(),
         Vec::<String>::new(),
         "state left behind"
     );

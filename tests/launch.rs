@@ -66,17 +66,6 @@ impl World {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
-
-    fn state_entries(&self) -> Vec<String> {
-        std::fs::read_dir(&self.env.root)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != ".bundles")
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// A copy of the busybox fixture with a version file, for "a newer image".
@@ -146,7 +135,11 @@ fn root_and_image_are_read_only_only_tmpfs_and_volumes_write() {
     assert_eq!(p["seccomp"], 2);
     assert_eq!(p["pid"], 1);
     // --rm: nothing left in the state root.
-    assert!(w.state_entries().is_empty(), "{:?}", w.state_entries());
+    assert!(
+        w.env.state_entries().is_empty(),
+        "{:?}",
+        w.env.state_entries()
+    );
 }
 
 #[test]
@@ -204,7 +197,11 @@ fn exit_statuses_follow_docker() {
     let (code, _, err) = w.launch(&["--rm", "--memory", "lots", "bb:1"]);
     assert_eq!(code, 125, "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(w.state_entries().is_empty(), "{:?}", w.state_entries());
+    assert!(
+        w.env.state_entries().is_empty(),
+        "{:?}",
+        w.env.state_entries()
+    );
 }
 
 #[test]
@@ -353,7 +350,7 @@ fn detached_launch_keeps_running_until_deleted() {
         !bundle.exists(),
         "the launch bundle goes with the container"
     );
-    assert!(w.state_entries().is_empty());
+    assert!(w.env.state_entries().is_empty());
 }
 
 #[test]
@@ -373,7 +370,11 @@ fn concurrent_launches_of_one_image() {
     for t in threads {
         assert_eq!(t.join().unwrap(), 0);
     }
-    assert!(w.state_entries().is_empty(), "{:?}", w.state_entries());
+    assert!(
+        w.env.state_entries().is_empty(),
+        "{:?}",
+        w.env.state_entries()
+    );
     let out = w.mica(&["image", "verify", "micro/probe:1"]);
     assert!(
         out.status.success(),

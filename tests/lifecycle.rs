@@ -497,17 +497,6 @@ fn ns_link(pid: i32, ns: &str) -> String {
         .into_owned()
 }
 
-fn root_entries(env: &Env) -> Vec<String> {
-    match std::fs::read_dir(&env.root) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => panic!("read {}: {e}", env.root.display()),
-    }
-}
-
 // ---------------------------------------------------------------------------
 // 1. The normal lifecycle
 // ---------------------------------------------------------------------------
@@ -713,9 +702,9 @@ fn unknown_id_does_not_exist() {
         assert_fails_with(&out, "does not exist", &format!("mica {}", args.join(" ")));
     }
     assert!(
-        root_entries(&env).is_empty(),
+        env.state_entries().is_empty(),
         "commands on an unknown id created {:?}",
-        root_entries(&env)
+        env.state_entries()
     );
 }
 
@@ -954,7 +943,7 @@ fn run_returns_exit_code_and_cleans_up() {
         assert_eq!(j["args"], json!([PROBE, "--exit", code_s]));
         c.assert_gone();
     }
-    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
 #[test]
@@ -1495,7 +1484,7 @@ fn failing_prestart_hook_fails_create() {
     assert_fails_with(&out, "hook", "create with a failing prestart hook");
     assert!(!after.exists(), "the hook after the failing one ran");
     c.assert_gone();
-    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 
     // run too.
     let c = Ctr::new(&env, "hookfailrun");
@@ -1527,9 +1516,9 @@ fn check_bad_config(name: &str, needle: &str, edit: impl Fn(&mut Value, &Env), r
         assert_eq!(out.stdout, "", "{what}: stdout");
         c.assert_gone();
         assert!(
-            root_entries(&env).is_empty(),
+            env.state_entries().is_empty(),
             "{what}: state root has {:?}",
-            root_entries(&env)
+            env.state_entries()
         );
     }
 }
@@ -1662,7 +1651,7 @@ fn bad_bundle_and_bad_id() {
             assert_eq!(out.stdout, "", "{cmd} with id {bad:?} ran the process");
         }
     }
-    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
 // ---------------------------------------------------------------------------
@@ -1741,7 +1730,7 @@ fn crash_loop(cmd: &str) {
         had_dir > 0,
         "no kill ever left a state dir: the delays miss mica's work"
     );
-    assert!(root_entries(&env).is_empty(), "{:?}", root_entries(&env));
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
 #[test]
@@ -1815,7 +1804,7 @@ fn parallel_runs() {
     });
     let elapsed = started.elapsed();
     // Look for leaks first, then clean up whatever a failed run left, then judge.
-    let leaked_root = root_entries(&env);
+    let leaked_root = env.state_entries();
     let leaked_procs: Vec<_> = results
         .iter()
         .flat_map(|(id, _)| wait_no_marked_processes(id, Duration::from_secs(2)))

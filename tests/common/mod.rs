@@ -163,6 +163,34 @@ impl Env {
         parse_probe(&out)
     }
 
+    /// Entries of the state root (empty when it does not exist); a launch
+    /// bundle left in `.bundles/` shows as `.bundles/<id>`.
+    pub fn state_entries(&self) -> Vec<String> {
+        let list = |dir: &Path| -> Vec<String> {
+            match std::fs::read_dir(dir) {
+                Ok(rd) => rd
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => panic!("read {}: {e}", dir.display()),
+            }
+        };
+        let mut out = Vec::new();
+        for e in list(&self.root) {
+            if e == ".bundles" {
+                out.extend(
+                    list(&self.root.join(e))
+                        .into_iter()
+                        .map(|b| format!(".bundles/{b}")),
+                );
+            } else {
+                out.push(e);
+            }
+        }
+        out
+    }
+
     pub fn state(&self, id: &str) -> Value {
         let out = self.mica(&["state", id]);
         assert!(
