@@ -76,14 +76,18 @@ impl Output {
 
     /// The last non-empty line of stderr (what a failure row shows).
     pub fn last_err_line(&mut self) -> String {
-        let s = self.stderr();
-        s.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_string()
+        last_line(&self.stderr())
     }
+}
+
+/// The last non-empty line of `text`, trimmed (the reason a command gives).
+pub fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Options for [`run`].
@@ -330,14 +334,7 @@ pub fn helper(cmd: &mut Command) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        let line = last_line(&String::from_utf8_lossy(&out.stderr));
         Err(format!(
             "{:?} failed ({}): {line}",
             cmd.get_program(),

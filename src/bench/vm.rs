@@ -134,13 +134,7 @@ impl Vm {
             Some(n) => Err(format!("the workload exited {n} in the VM")),
             None => {
                 let why = out.last_err_line();
-                let tail = console
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
+                let tail = super::proc::last_line(&console);
                 Err(format!(
                     "qemu exited {} without the init's status: {why}{tail}",
                     o.status
