@@ -323,6 +323,23 @@ impl<'a> Ctr<'a> {
         self.spawn(args).finish(CMD_TIMEOUT)
     }
 
+    /// `exec -d --pid-file PF ID -- probe --sleep inf --quiet`.
+    fn exec_sleeper(&self, pid_file: &Path) -> Out {
+        let pf = pid_file.to_str().unwrap();
+        self.mica(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf,
+            &self.id,
+            "--",
+            PROBE,
+            "--sleep",
+            "inf",
+            "--quiet",
+        ])
+    }
+
     fn spawn(&self, args: &[&str]) -> Running {
         spawn_mica(self.env, args, Some(&self.id))
     }
@@ -894,18 +911,7 @@ fn kill_all_kills_exec_processes_too() {
     );
     let pid = c.start_bundle(&b);
     let pf = env.tmp.path().join("extra.pid");
-    let out = c.mica(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pf.to_str().unwrap(),
-        &c.id,
-        "--",
-        PROBE,
-        "--sleep",
-        "inf",
-        "--quiet",
-    ]);
+    let out = c.exec_sleeper(&pf);
     assert!(out.ok(), "exec -d: {out:?}");
     let (_, extra) = read_pid_file(&pf);
     assert!(alive(extra), "exec'd process {extra} not alive");
@@ -1107,18 +1113,7 @@ fn exec_detached_writes_pid_file() {
     let env = Env::new();
     let (c, pid) = exec_container(&env, "execd");
     let pf = env.tmp.path().join("exec.pid");
-    let out = c.mica(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pf.to_str().unwrap(),
-        &c.id,
-        "--",
-        PROBE,
-        "--sleep",
-        "inf",
-        "--quiet",
-    ]);
+    let out = c.exec_sleeper(&pf);
     assert_eq!(out.code, 0, "exec -d: {out:?}");
     assert_eq!(out.stderr, "");
     let (raw, epid) = read_pid_file(&pf);
@@ -1212,18 +1207,7 @@ fn ps_lists_container_processes() {
         "ps of a container with only its init"
     );
     let pf = env.tmp.path().join("ps-extra.pid");
-    let out = c.mica(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pf.to_str().unwrap(),
-        &c.id,
-        "--",
-        PROBE,
-        "--sleep",
-        "inf",
-        "--quiet",
-    ]);
+    let out = c.exec_sleeper(&pf);
     assert!(out.ok(), "{out:?}");
     let (_, extra) = read_pid_file(&pf);
     let mut got = ps_json(&c);
