@@ -16,6 +16,7 @@ mod v2;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -879,6 +880,41 @@ impl Cgroup {
             .try_for_each(|h| write(&h.dir.join("cgroup.procs"), &pid))
     }
 
+    /// Open each v1 hierarchy's `tasks` file for the container process to
+    /// join itself by writing "0" (see `launch::child`). Moving the writer's
+    /// own single thread skips the kernel's threadgroup rwsem, whose write
+    /// side waits an RCU grace period (5-20 ms here) on every `cgroup.procs`
+    /// write; a `tasks` write of "0" takes tens of microseconds. Returns the
+    /// fds (O_CLOEXEC) with their paths.
+    pub fn open_v1_tasks(&self) -> Result<Vec<(OwnedFd, PathBuf)>> {
+        self.check()?;
+        self.v1
+            .iter()
+            .map(|h| {
+                let path = h.dir.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(|f| (OwnedFd::from(f), path.clone()))
+                    .map_err(|err| Error::Write {
+                        path,
+                        value: "0".into(),
+                        err,
+                    })
+            })
+            .collect()
+    }
+
+    /// Move process `pid` into the container's cgroup2 dir (when clone3
+    /// could not put it there).
+    pub fn add_process_v2(&self, pid: i32) -> Result<()> {
+        self.check()?;
+        match &self.v2 {
+            Some(h) => write(&h.dir.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// The cgroup2 dir (for clone3 CLONE_INTO_CGROUP); None on pure v1.
     pub fn v2_dir(&self) -> Option<&Path> {
         self.v2.as_ref().map(|h| h.dir.as_path())
@@ -1203,43 +1239,3 @@ fn write(path: &Path, value: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
-
-/// Start the kernel's wait early. The first write to a v1 `cgroup.procs`
-/// after a quiet spell waits for an RCU grace period (5-20 ms measured
-/// here); writes in the grace period that follows are cheap. So, first
-/// thing in `create`/`run`, a forked child "moves" itself into the cgroup it
-/// is already in and exits: the wait then overlaps config parsing and
-/// planning instead of delaying the container's join. Nothing changes in
-/// any cgroup. Pure v2 hosts need none of this (clone3 joins at clone).
-pub fn warm_up_attach() {
-    let Ok(Layout::V1 { hierarchies } | Layout::Hybrid { hierarchies, .. }) = layout() else {
-        return;
-    };
-    let Some(h) = hierarchies.first() else { return };
-    let Ok(text) = std::fs::read_to_string(PROC_SELF_CGROUP) else {
-        return;
-    };
-    let Ok(own) = parse_proc_cgroup(&text) else {
-        return;
-    };
-    let Ok(rel) = own_components(own.v1_path(&h.controllers), &h.root) else {
-        return;
-    };
-    let mut path = h.mount_point.clone();
-    path.extend(rel);
-    path.push("cgroup.procs");
-    let Ok(c) = std::ffi::CString::new(path.into_os_string().into_encoded_bytes()) else {
-        return;
-    };
-    // The child makes three syscalls and exits; it is reaped by whoever
-    // waits (run's loop) or by init when mica exits.
-    if unsafe { libc::fork() } == 0 {
-        unsafe {
-            let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd >= 0 {
-                libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1);
-            }
-            libc::_exit(0);
-        }
-    }
-}

@@ -75,7 +75,6 @@ fn undo(dir: &Dir, state: Option<&State>, spawned: Option<&launch::Spawned>) {
 }
 
 pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
-    crate::cgroups::warm_up_attach();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
@@ -85,10 +84,13 @@ pub fn create(root: &Path, id: &str, opts: &CreateOptions) -> Result<Created> {
         .as_deref()
         .map(connect_console)
         .transpose()?;
-    create_with(root, id, opts, bundle, spec, console)
+    create_with(root, id, opts, bundle, spec, console, false)
 }
 
-/// `create` with the config already loaded and the console socket (if any) connected.
+/// `create` with the config already loaded and the console socket (if any)
+/// connected. With `exec_now` (for `run`) there is no exec fifo: the
+/// process execs as soon as it is ready and the state goes straight from
+/// "creating" to "running".
 fn create_with(
     root: &Path,
     id: &str,
@@ -96,6 +98,7 @@ fn create_with(
     bundle: PathBuf,
     spec: Spec,
     console: Option<OwnedFd>,
+    exec_now: bool,
 ) -> Result<Created> {
     state::validate_id(id)?;
     // The whole plan is checked before anything exists.
@@ -191,15 +194,17 @@ fn create_with(
             }
             cg.apply(&r)?;
         }
-        let fifo = dir.fifo_path();
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(|e| Error::io(format!("mkfifo {}", fifo.display()), e.into()))?;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
-        plan.exec_fifo = Some(OwnedFd::from(f));
+        if !exec_now {
+            let fifo = dir.fifo_path();
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| Error::io(format!("mkfifo {}", fifo.display()), e.into()))?;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
+            plan.exec_fifo = Some(OwnedFd::from(f));
+        }
         trace::phase("cgroup");
         let mut spawned = launch::spawn(plan, Some(&cg))?;
         trace::phase("clone");
@@ -220,7 +225,11 @@ fn create_with(
                 hooks::run_all(hooks.create_runtime().as_ref(), &json)
             })?;
             trace::phase("container setup (namespaces, mounts, pivot, identity, seccomp)");
-            st.phase = Status::Created;
+            st.phase = if exec_now {
+                Status::Running
+            } else {
+                Status::Created
+            };
             dir.save(st)?;
             if let Some(p) = &opts.pid_file {
                 write_pid_file(p, spawned.pid())?;
@@ -272,6 +281,12 @@ fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hoo
     release(dir)?;
     st.phase = Status::Running;
     dir.save(st)?;
+    poststart(st, spec_hooks);
+    Ok(())
+}
+
+/// The poststart hooks, once the process runs.
+fn poststart(st: &State, spec_hooks: Option<&oci_spec::runtime::Hooks>) {
     if let Some(h) = spec_hooks {
         let json = st.hook_json(Status::Running, st.init.pid);
         for hook in h.poststart().iter().flatten() {
@@ -281,7 +296,6 @@ fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hoo
             }
         }
     }
-    Ok(())
 }
 
 pub fn start(root: &Path, id: &str) -> Result<()> {
@@ -372,7 +386,6 @@ pub fn run_keep(
     keep: bool,
 ) -> Result<i32> {
     let mask = block_signals();
-    crate::cgroups::warm_up_attach();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
@@ -394,10 +407,10 @@ pub fn run_keep(
     };
     let Created {
         dir,
-        mut state,
+        state,
         spawned,
         spec,
-    } = create_with(root, id, opts, bundle, spec, console)?;
+    } = create_with(root, id, opts, bundle, spec, console, true)?;
     let pid = spawned.pid();
     let master = match own_tty.as_ref().map(super::tty::recv_master).transpose() {
         Ok(m) => m,
@@ -407,11 +420,7 @@ pub fn run_keep(
             return Err(Error::io("receive the terminal", e));
         }
     };
-    if let Err(e) = started(&dir, &mut state, spec.hooks().as_ref()) {
-        spawned.kill();
-        let _ = super::ops::destroy(&dir, &state);
-        return Err(e);
-    }
+    poststart(&state, spec.hooks().as_ref());
     drop(spawned);
     trace::phase("start");
     // Let `state`, `kill`, `ps` in while we wait.

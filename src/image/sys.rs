@@ -181,7 +181,7 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 
 fn timespecs(mtime: (i64, u32)) -> [libc::timespec; 2] {
     let ts = libc::timespec {
-        tv_sec: mtime.0 as libc::time_t,
+        tv_sec: mtime.0 as _,
         tv_nsec: mtime.1 as libc::c_long,
     };
     [ts, ts]
@@ -299,16 +299,18 @@ pub fn lgetxattr(path: &Path, key: &str) -> io::Result<Option<Vec<u8>>> {
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let f = cstr(from.as_os_str().as_bytes())?;
     let t = cstr(to.as_os_str().as_bytes())?;
-    check(unsafe {
-        libc::renameat2(
+    // The raw syscall: musl's libc has no renameat2 wrapper.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             f.as_ptr(),
             libc::AT_FDCWD,
             t.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
-    })
-    .map(drop)
+    };
+    check(rc as libc::c_int).map(drop)
 }
 
 pub fn flock(fd: BorrowedFd<'_>, op: libc::c_int) -> io::Result<()> {

@@ -50,6 +50,12 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds)
         .map_err(fail(Step::Fds, NO_DETAIL))?;
     sys::close_range_cloexec(3 + plan.preserve_fds as u32).map_err(fail(Step::Fds, NO_DETAIL))?;
+    // Into the v1 cgroups: "0" moves this (single) thread without the
+    // kernel's grace-period wait that a cgroup.procs write of a pid costs.
+    for (fd, path) in &plan.cgroup_tasks {
+        use std::os::fd::AsRawFd;
+        sys::write_all(fd.as_raw_fd(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
+    }
 
     expect(sync_fd, sync::Kind::Go)?;
     if plan.user_ns {

@@ -1,8 +1,8 @@
 //! The launch path: what happens between clone and exec.
 //!
 //! The parent builds a [`Plan`] (everything pre-computed), clones once with
-//! every new-namespace flag, writes id maps and joins cgroups while the child
-//! waits on the sync socket, then lets it go. The child runs
+//! every new-namespace flag (into the cgroup2 dir), writes id maps while the
+//! child joins its v1 cgroups itself, then lets it go. The child runs
 //! [`child::run`], a linear sequence of syscalls ending in execve. A second
 //! fork happens only to join a pid namespace or make a time namespace.
 
@@ -92,7 +92,7 @@ pub struct Spawned {
     second_fork: bool,
     /// The child waits for `Joined` (see `Plan::join_late`)...
     join_late: bool,
-    /// ...after the parent joined these (none when clone3 did it).
+    /// ...after the parent put it into this cgroup2 dir.
     late_cgroup: Option<Cgroup>,
 }
 
@@ -122,10 +122,23 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         _ => None,
     };
     let mut plan = plan;
+    if let Some(cg) = cgroup {
+        plan.cgroup_tasks = cg
+            .open_v1_tasks()?
+            .into_iter()
+            .map(|(fd, path)| {
+                let c = std::ffi::CString::new(path.into_os_string().into_encoded_bytes())
+                    .map_err(|_| Error::Protocol("NUL in a cgroup path".into()))?;
+                Ok((fd, c))
+            })
+            .collect::<Result<_>>()?;
+    }
     plan.keep_fds = keep_fds(&plan, child_sock.as_raw_fd());
-    // Join late (in `go`, while the child mounts) unless a second fork would
-    // create the final process before the join.
-    plan.join_late = cgroup.is_some() && !plan.second_fork;
+    // The cgroup2 dir, when clone3 cannot join it: the parent joins late (in
+    // `go`, while the child mounts) unless a second fork would create the
+    // final process before the join.
+    let v2_needs_join = cgroup.is_some_and(|cg| cg.v2_dir().is_some()) && cg_fd.is_none();
+    plan.join_late = v2_needs_join && !plan.second_fork;
     let (pid, joined_at_clone) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
         .map_err(error::sys("clone"))?;
     if pid == 0 {
@@ -134,9 +147,11 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     }
     drop(child_sock);
     drop(cg_fd);
-    // On a pure v2 host clone3 put the child in its cgroup already.
+    // The child joins its v1 cgroups itself; clone3 joined the cgroup2 dir
+    // unless the kernel refused (then it is joined before `Go`).
+    plan.cgroup_tasks.clear();
     let late_cgroup = cgroup
-        .filter(|cg| !(joined_at_clone && cg.v1.is_empty()))
+        .filter(|cg| cg.v2_dir().is_some() && !joined_at_clone)
         .cloned();
     let join_late = plan.join_late;
     let spawned = Spawned {
@@ -155,7 +170,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         }
         if !join_late {
             if let Some(cg) = &late_cgroup {
-                cg.add_process(pid)?;
+                cg.add_process_v2(pid)?;
             }
         }
         Ok(())
@@ -173,6 +188,7 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     v.push(sync);
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
     v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
+    v.extend(plan.cgroup_tasks.iter().map(|(f, _)| f.as_raw_fd()));
     v.sort_unstable();
     v
 }
@@ -218,7 +234,7 @@ impl Spawned {
         }
         if self.join_late {
             if let Some(cg) = self.late_cgroup.take() {
-                cg.add_process(self.pid)?;
+                cg.add_process_v2(self.pid)?;
             }
             self.send(sync::Kind::Joined)?;
         }

@@ -137,9 +137,13 @@ pub struct Plan {
     /// The fds the child keeps (sorted); every other fd above the preserved
     /// ones is closed first thing — the parent's state-dir lock among them.
     pub keep_fds: Vec<i32>,
-    /// The parent joins the cgroups after `Go`, while the child mounts (the
-    /// first cgroup.procs write waits for an RCU grace period, milliseconds);
-    /// the child waits for `Joined` before its cgroup namespace and exec.
+    /// The container's v1 `tasks` files (and their paths, for errors): the
+    /// child joins each by writing "0", first thing (see
+    /// `Cgroup::open_v1_tasks`).
+    pub cgroup_tasks: Vec<(OwnedFd, CString)>,
+    /// The parent joins the cgroup2 dir after `Go`, while the child mounts
+    /// (when clone3 could not: a cgroup.procs write waits for an RCU grace
+    /// period); the child waits for `Joined` before its cgroup namespace.
     pub join_late: bool,
 }
 
@@ -976,6 +980,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         gid_map,
         prepivot_hooks: false,
         keep_fds: Vec::new(),
+        cgroup_tasks: Vec::new(),
         join_late: false,
     })
 }

@@ -87,6 +87,7 @@ steps!(
     Setsid,
     OomScore,
     Fds,
+    Cgroup,
 );
 
 impl Step {
@@ -134,6 +135,7 @@ impl Step {
             Setsid => "setsid",
             OomScore => "set oom_score_adj",
             Fds => "prepare file descriptors",
+            Cgroup => "join cgroup",
         }
     }
 }

@@ -281,7 +281,7 @@ pub fn exit(code: c_int) -> ! {
 
 pub fn sleep_ms(ms: u64) {
     let ts = libc::timespec {
-        tv_sec: (ms / 1000) as libc::time_t,
+        tv_sec: (ms / 1000) as _,
         tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
     };
     unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
