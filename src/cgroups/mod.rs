@@ -16,7 +16,6 @@ mod v2;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -492,6 +491,23 @@ impl HierarchyDir {
             return Ok(());
         };
         rmdir_tree(&self.dir, deadline)?;
+        self.remove_ancestors(top)
+    }
+
+    /// The quick way out: one rmdir of a dir we created that is empty now
+    /// (no processes, no sub-cgroups), then its created ancestors. False
+    /// when the full [`Cgroup::destroy`] is needed.
+    fn remove_if_empty(&self) -> bool {
+        let Some(top) = &self.created_top else {
+            return false;
+        };
+        match fs::remove_dir(&self.dir) {
+            Ok(()) => self.remove_ancestors(top).is_ok(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    }
+
+    fn remove_ancestors(&self, top: &Path) -> Result<()> {
         let mut p = self.dir.parent();
         while let Some(d) = p {
             if !d.starts_with(top) {
@@ -673,16 +689,28 @@ impl Cgroup {
     /// mkdir the dirs in all hierarchies; v1 cpuset: fill cpuset.cpus/mems of
     /// new dirs from their parent; v2: enable controllers down the tree.
     pub fn create(&self) -> Result<()> {
+        self.create_v2()?;
+        self.create_v1()
+    }
+
+    /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
+    pub fn create_v2(&self) -> Result<()> {
+        self.check()?;
+        if let Some(h) = &self.v2 {
+            h.mkdirs()?;
+            v2::enable_controllers(h)?;
+        }
+        Ok(())
+    }
+
+    /// The v1 part of [`create`](Self::create) (what the process joins itself).
+    pub fn create_v1(&self) -> Result<()> {
         self.check()?;
         for h in &self.v1 {
             h.mkdirs()?;
             if h.has("cpuset") {
                 v1::init_cpuset(h)?;
             }
-        }
-        if let Some(h) = &self.v2 {
-            h.mkdirs()?;
-            v2::enable_controllers(h)?;
         }
         Ok(())
     }
@@ -880,29 +908,14 @@ impl Cgroup {
             .try_for_each(|h| write(&h.dir.join("cgroup.procs"), &pid))
     }
 
-    /// Open each v1 hierarchy's `tasks` file for the container process to
-    /// join itself by writing "0" (see `launch::child`). Moving the writer's
-    /// own single thread skips the kernel's threadgroup rwsem, whose write
-    /// side waits an RCU grace period (5-20 ms here) on every `cgroup.procs`
-    /// write; a `tasks` write of "0" takes tens of microseconds. Returns the
-    /// fds (O_CLOEXEC) with their paths.
-    pub fn open_v1_tasks(&self) -> Result<Vec<(OwnedFd, PathBuf)>> {
+    /// Each v1 hierarchy's `tasks` file, for the container process to join
+    /// itself by writing "0" (see `launch::child`). Moving the writer's own
+    /// single thread skips the kernel's threadgroup rwsem, whose write side
+    /// waits an RCU grace period (5-20 ms here) on every `cgroup.procs`
+    /// write; a `tasks` write of "0" takes tens of microseconds.
+    pub fn v1_tasks(&self) -> Result<Vec<PathBuf>> {
         self.check()?;
-        self.v1
-            .iter()
-            .map(|h| {
-                let path = h.dir.join("tasks");
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map(|f| (OwnedFd::from(f), path.clone()))
-                    .map_err(|err| Error::Write {
-                        path,
-                        value: "0".into(),
-                        err,
-                    })
-            })
-            .collect()
+        Ok(self.v1.iter().map(|h| h.dir.join("tasks")).collect())
     }
 
     /// Move process `pid` into the container's cgroup2 dir (when clone3
@@ -993,6 +1006,11 @@ impl Cgroup {
     /// Idempotent.
     pub fn destroy(&self) -> Result<()> {
         self.check()?;
+        // Usually the container's processes are gone and one rmdir per
+        // hierarchy does it; what that leaves takes the full way below.
+        if self.all().all(HierarchyDir::remove_if_empty) {
+            return Ok(());
+        }
         let deadline = Instant::now() + WAIT;
         let me = std::process::id() as i32;
         let mut first = true;

@@ -166,34 +166,9 @@ fn create_with(
     let steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
         dir.save(st)?;
         trace::phase("state dir");
-        cg.create()?;
-        if let Some(r) = linux.resources() {
-            let mut r = r.clone();
-            // The devices the config creates are also allowed in the device cgroup, as runc does.
-            if let Some(rules) = r.devices().clone() {
-                let mut rules = rules;
-                rules.extend(
-                    linux
-                        .devices()
-                        .iter()
-                        .flatten()
-                        .filter(|d| {
-                            use oci_spec::runtime::LinuxDeviceType::*;
-                            matches!(d.typ(), B | C | U)
-                        })
-                        .map(|d| {
-                            let mut rule = oci_spec::runtime::LinuxDeviceCgroup::from(d);
-                            // 'u' (unbuffered char) is a char device to the device cgroup.
-                            if d.typ() == oci_spec::runtime::LinuxDeviceType::U {
-                                rule.set_typ(Some(oci_spec::runtime::LinuxDeviceType::C));
-                            }
-                            rule
-                        }),
-                );
-                r.set_devices(Some(rules));
-            }
-            cg.apply(&r)?;
-        }
+        // Only the cgroup2 dir before clone (clone3 joins it); the v1 dirs
+        // are made while the child makes its namespaces.
+        cg.create_v2()?;
         if !exec_now {
             let fifo = dir.fifo_path();
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -205,13 +180,15 @@ fn create_with(
                 .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
             plan.exec_fifo = Some(OwnedFd::from(f));
         }
-        trace::phase("cgroup");
         let mut spawned = launch::spawn(plan, Some(&cg))?;
         trace::phase("clone");
         st.init = Proc::of(spawned.pid());
-        dir.save(st)?;
         let snapshot = st.clone();
         let r = (|| {
+            dir.save(st)?;
+            cg.create_v1()?;
+            apply_resources(&cg, &linux)?;
+            trace::phase("cgroup");
             spawned.go(|pid| snapshot.hook_json(Status::Creating, pid))?;
             if spawned.pid() != st.init.pid {
                 // A second fork: the container process is the grandchild.
@@ -256,6 +233,38 @@ fn create_with(
             Err(e)
         }
     }
+}
+
+/// Write `linux.resources` into the container's cgroup.
+fn apply_resources(cg: &Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if let Some(r) = linux.resources() {
+        let mut r = r.clone();
+        // The devices the config creates are also allowed in the device cgroup, as runc does.
+        if let Some(rules) = r.devices().clone() {
+            let mut rules = rules;
+            rules.extend(
+                linux
+                    .devices()
+                    .iter()
+                    .flatten()
+                    .filter(|d| {
+                        use oci_spec::runtime::LinuxDeviceType::*;
+                        matches!(d.typ(), B | C | U)
+                    })
+                    .map(|d| {
+                        let mut rule = oci_spec::runtime::LinuxDeviceCgroup::from(d);
+                        // 'u' (unbuffered char) is a char device to the device cgroup.
+                        if d.typ() == oci_spec::runtime::LinuxDeviceType::U {
+                            rule.set_typ(Some(oci_spec::runtime::LinuxDeviceType::C));
+                        }
+                        rule
+                    }),
+            );
+            r.set_devices(Some(rules));
+        }
+        cg.apply(&r)?;
+    }
+    Ok(())
 }
 
 /// Signal the init blocked on the exec fifo to exec the process.

@@ -50,14 +50,16 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds)
         .map_err(fail(Step::Fds, NO_DETAIL))?;
     sys::close_range_cloexec(3 + plan.preserve_fds as u32).map_err(fail(Step::Fds, NO_DETAIL))?;
-    // Into the v1 cgroups: "0" moves this (single) thread without the
-    // kernel's grace-period wait that a cgroup.procs write of a pid costs.
-    for (fd, path) in &plan.cgroup_tasks {
-        use std::os::fd::AsRawFd;
-        sys::write_all(fd.as_raw_fd(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
+    if plan.unshare_early != 0 {
+        sys::unshare(plan.unshare_early).map_err(fail(Step::Unshare, NO_DETAIL))?;
     }
 
     expect(sync_fd, sync::Kind::Go)?;
+    // Into the v1 cgroups: "0" moves this (single) thread without the
+    // kernel's grace-period wait that a cgroup.procs write of a pid costs.
+    for path in &plan.cgroup_tasks {
+        sys::write_file(path.as_ptr(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
+    }
     if plan.user_ns {
         // The maps are written: become the namespace's root, so what we
         // create is owned by a mapped id (else EOVERFLOW).

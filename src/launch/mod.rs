@@ -124,12 +124,11 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     let mut plan = plan;
     if let Some(cg) = cgroup {
         plan.cgroup_tasks = cg
-            .open_v1_tasks()?
+            .v1_tasks()?
             .into_iter()
-            .map(|(fd, path)| {
-                let c = std::ffi::CString::new(path.into_os_string().into_encoded_bytes())
-                    .map_err(|_| Error::Protocol("NUL in a cgroup path".into()))?;
-                Ok((fd, c))
+            .map(|path| {
+                std::ffi::CString::new(path.into_os_string().into_encoded_bytes())
+                    .map_err(|_| Error::Protocol("NUL in a cgroup path".into()))
             })
             .collect::<Result<_>>()?;
     }
@@ -149,7 +148,6 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     drop(cg_fd);
     // The child joins its v1 cgroups itself; clone3 joined the cgroup2 dir
     // unless the kernel refused (then it is joined before `Go`).
-    plan.cgroup_tasks.clear();
     let late_cgroup = cgroup
         .filter(|cg| cg.v2_dir().is_some() && !joined_at_clone)
         .cloned();
@@ -188,7 +186,6 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     v.push(sync);
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
     v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
-    v.extend(plan.cgroup_tasks.iter().map(|(f, _)| f.as_raw_fd()));
     v.sort_unstable();
     v
 }
@@ -228,7 +225,7 @@ impl Spawned {
         if state.len() > STATE_BUF {
             return Err(Error::Protocol("state JSON too large".into()));
         }
-        sync::send(self.sync.as_raw_fd(), &m).map_err(error::sys("sync send"))?;
+        self.send_msg(&m)?;
         if !state.is_empty() {
             sync::send_payload(&self.sync, &state).map_err(error::sys("sync send"))?;
         }
@@ -259,7 +256,19 @@ impl Spawned {
     }
 
     fn send(&self, kind: sync::Kind) -> Result<()> {
-        sync::send(self.sync.as_raw_fd(), &sync::Msg::new(kind)).map_err(error::sys("sync send"))
+        self.send_msg(&sync::Msg::new(kind))
+    }
+
+    /// Send; when the child is gone, report what it said before exiting.
+    fn send_msg(&self, m: &sync::Msg) -> Result<()> {
+        match sync::send(self.sync.as_raw_fd(), m) {
+            Ok(()) => Ok(()),
+            Err(Errno::EPIPE) => Err(match self.recv() {
+                Ok(m) => self.unexpected(m),
+                Err(e) => e,
+            }),
+            Err(e) => Err(error::sys("sync send")(e)),
+        }
     }
 
     fn recv(&self) -> Result<sync::Msg> {
