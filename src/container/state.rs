@@ -248,20 +248,56 @@ impl Dir {
     }
 }
 
-/// Write `data` to `path` via a temp file in the same directory and rename.
+/// Write `data` to `path` via a temp file in the same directory, swapped in
+/// atomically.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         // No fsync: the state describes processes, which a reboot ends anyway
-        // (and /run is a tmpfs); the rename alone makes the write atomic.
+        // (and /run is a tmpfs); the swap alone makes the write atomic.
         f.write_all(data)?;
-        std::fs::rename(&tmp, path)
+        drop(f);
+        // Exchange, then unlink the old file, rather than rename over it: on
+        // ext4 a rename over an existing file starts writeback of the new
+        // one (auto_da_alloc), a disk write per state change.
+        match rename_exchange(&tmp, path) {
+            Ok(()) => std::fs::remove_file(&tmp),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
+                std::fs::rename(&tmp, path)
+            }
+            Err(e) => Err(e),
+        }
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(format!("write {}", path.display()), e)
     })
+}
+
+/// renameat2(RENAME_EXCHANGE): swap two paths atomically.
+fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// RFC 3339 UTC timestamp with nanoseconds, without a date crate.
@@ -301,6 +337,23 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "x\0"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn atomic_writes_replace_and_leave_no_temp_file() {
+        let dir = std::env::temp_dir().join(format!("mica-state-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("state.json");
+        write_atomic(&p, b"first").unwrap();
+        write_atomic(&p, b"second, longer").unwrap();
+        write_atomic(&p, b"third").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"third");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
