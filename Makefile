@@ -15,12 +15,33 @@ build:
 # The release binary is a static, non-PIE executable: no dynamic loader, no
 # relocations to apply at start-up, fewer pages touched (peak RSS of `mica run`
 # 5.5 -> 3.9 MiB here). --target keeps the flags off build scripts and proc macros.
-RELEASE_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
-RELEASE_FLAGS  ?= -C target-feature=+crt-static -C relocation-model=static
+# It is built against musl when the toolchain has the target or rustup can add
+# it (and musl-gcc, from musl-tools, for zstd's C code): glibc's start-up probes
+# the CPU caches with cpuid, which traps in a VM like this one (an empty static
+# C program: 1.0 ms with glibc, 0.05 ms with musl, measured here). Otherwise,
+# or with RELEASE_LIBC=glibc, it is built against glibc.
+RELEASE_LIBC  ?= musl
+HOST_TARGET   := $(shell rustc -vV | sed -n 's/^host: //p')
+MUSL_TARGET   := $(subst -gnu,-musl,$(HOST_TARGET))
+RELEASE_FLAGS ?= -C target-feature=+crt-static -C relocation-model=static
 release:
-	RUSTFLAGS="$(RELEASE_FLAGS)" $(CARGO) build --release --target $(RELEASE_TARGET)
-	mkdir -p target/release
-	install -m 755 target/$(RELEASE_TARGET)/release/mica target/release/mica
+	@target=$(HOST_TARGET); \
+	if [ "$(RELEASE_LIBC)" = musl ]; then \
+		if { rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) \
+			|| timeout 120 rustup target add $(MUSL_TARGET) >/dev/null 2>&1; } \
+		   && { command -v musl-gcc >/dev/null \
+			|| $(MAKE) --no-print-directory deps APT_PKGS=musl-tools >/dev/null 2>&1; } \
+		   && command -v musl-gcc >/dev/null; then \
+			target=$(MUSL_TARGET); \
+		else \
+			echo "release: no musl target or musl-gcc here: building against glibc"; \
+		fi; \
+	fi; \
+	echo "release: $$target"; \
+	RUSTFLAGS="$(RELEASE_FLAGS)" CC_$(subst -,_,$(MUSL_TARGET))=musl-gcc \
+		$(CARGO) build --release --target $$target && \
+	mkdir -p target/release && \
+	install -m 755 target/$$target/release/mica target/release/mica
 
 # Install missing Debian packages (runs apt-get only when something is missing).
 deps:
@@ -45,7 +66,17 @@ run: release fixtures
 test: deps fixtures
 	@$(MAKE) --no-print-directory deps APT_PKGS="$(ENGINE_PKGS)"
 	MICA_FIXTURES=$(CURDIR)/$(FIXTURES) $(CARGO) test --all-targets
+	$(MAKE) --no-print-directory test-release
 	$(MAKE) --no-print-directory test-cgroup2
+
+# The integration tests again, against the static release binary users run
+# (musl where available, see `release`).
+.PHONY: test-release
+test-release: release fixtures
+	@$(MAKE) --no-print-directory deps APT_PKGS="$(ENGINE_PKGS)"
+	MICA_BIN=$(CURDIR)/target/release/mica MICA_FIXTURES=$(CURDIR)/$(FIXTURES) \
+		$(CARGO) test --test inside --test lifecycle --test launch --test image \
+		--test cgroups --test engines --test security
 
 # tests/cgroups.rs on a pure cgroup v2 kernel, booted under qemu (vm/run.sh).
 .PHONY: test-cgroup2

@@ -1,6 +1,10 @@
 //! mica's entry point: parse the command line, call the library, print one
 //! error line, exit with a status.
 
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 use clap::Parser;
 use mica::cli::launch as cl;
 use mica::cli::{BenchArgs, Cli, Command, Format, ImageCommand, LaunchArgs, LogFormat};

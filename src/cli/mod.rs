@@ -6,8 +6,15 @@ pub mod launch;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `mica --version`: the release build is static, against musl where the
+/// toolchain has it (see the Makefile), else glibc.
+#[cfg(target_env = "musl")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibc: musl");
+#[cfg(not(target_env = "musl"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibc: glibc");
+
 #[derive(Parser, Debug)]
-#[command(name = "mica", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"),
+#[command(name = "mica", version = VERSION,
           about = "mica: a minimal OCI runtime for immutable micro-containers")]
 pub struct Cli {
     /// Directory for container state

@@ -8,8 +8,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
+/// The mica under test: cargo's build, or `MICA_BIN` (`make test-release`
+/// points it at the static release binary).
 pub fn mica_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_mica")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("MICA_BIN") {
+        Ok(b) if !b.is_empty() => b,
+        _ => env!("CARGO_BIN_EXE_mica").to_string(),
+    })
 }
 
 pub fn fixtures() -> PathBuf {
