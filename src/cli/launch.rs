@@ -6,6 +6,7 @@ use crate::container::{self, CreateOptions};
 use crate::image::{Image, Store};
 use crate::launch::plan::LOWERDIRS_ANNOTATION;
 use crate::spec::launch::{self as ls, ImageProcess, LaunchOptions};
+use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -79,14 +80,15 @@ pub struct Launch {
     pub options: LaunchOptions,
 }
 
-/// Write the bundle for `image` under `<root>/.bundles/<id>`; returns its path.
+/// Write the bundle for `image` under `<root>/.bundles/<id>`; returns its
+/// path and its config.
 pub fn write_bundle(
     store: &Store,
     image: &Image,
     root: &Path,
     id: &str,
     o: &LaunchOptions,
-) -> Result<PathBuf, Failure> {
+) -> Result<(PathBuf, Spec), Failure> {
     let bundle = root.join(".bundles").join(id);
     if bundle.exists() {
         return Err(mica_failure(format!(
@@ -107,7 +109,7 @@ fn fill_bundle(
     root: &Path,
     id: &str,
     o: &LaunchOptions,
-) -> Result<PathBuf, Failure> {
+) -> Result<(PathBuf, Spec), Failure> {
     let cfg: Value =
         serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
     let process = ImageProcess::from_config(&cfg);
@@ -186,10 +188,14 @@ fn fill_bundle(
         ann[LOWERDIRS_ANNOTATION] = json!(dirs.join(":"));
     }
     config["annotations"] = ann;
-    let text = serde_json::to_vec_pretty(&config).map_err(mica_failure)?;
+    let text = serde_json::to_vec(&config).map_err(mica_failure)?;
     std::fs::write(bundle.join("config.json"), text)
         .map_err(|e| mica_failure(format!("write config.json: {e}")))?;
-    Ok(bundle)
+    // The config as `run` would read it back, without reading it back.
+    let spec: Spec = serde_json::from_value(config).map_err(mica_failure)?;
+    let bundle = std::fs::canonicalize(&bundle)
+        .map_err(|e| mica_failure(format!("bundle {}: {e}", bundle.display())))?;
+    Ok((bundle, spec))
 }
 
 /// Returns the process's exit status, or a failure with docker's codes.
@@ -209,7 +215,8 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
     let image = resolve_or_import(&store, &l.reference, l.platform.as_deref())?;
     let id = l.name.clone().unwrap_or_else(random_id);
     container::state::validate_id(&id).map_err(mica_failure)?;
-    let bundle = write_bundle(&store, &image, root, &id, &l.options)?;
+    let (bundle, spec) = write_bundle(&store, &image, root, &id, &l.options)?;
+    crate::trace::phase("image and bundle");
     let opts = CreateOptions {
         bundle: bundle.clone(),
         pid_file: None,
@@ -217,7 +224,7 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
         preserve_fds: 0,
         no_pivot: false,
     };
-    let r = container::run_keep(root, &id, &opts, l.detach, !l.rm);
+    let r = container::run_spec(root, &id, &opts, bundle.clone(), spec, l.detach, !l.rm);
     match r {
         Ok(code) => {
             if l.detach {

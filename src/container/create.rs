@@ -394,11 +394,25 @@ pub fn run_keep(
     detach: bool,
     keep: bool,
 ) -> Result<i32> {
-    let mask = block_signals();
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| Error::io(format!("bundle {}", opts.bundle.display()), e))?;
     let spec = load_spec(&bundle)?;
     trace::phase("config parse");
+    run_spec(root, id, opts, bundle, spec, detach, keep)
+}
+
+/// [`run_keep`] with the config already in hand (`mica launch` wrote it):
+/// `bundle` is the canonical bundle path, `spec` its config.json.
+pub fn run_spec(
+    root: &Path,
+    id: &str,
+    opts: &CreateOptions,
+    bundle: PathBuf,
+    spec: Spec,
+    detach: bool,
+    keep: bool,
+) -> Result<i32> {
+    let mask = block_signals();
     let terminal = spec
         .process()
         .as_ref()

@@ -9,7 +9,7 @@ pub mod ops;
 pub mod state;
 mod tty;
 
-pub use create::{create, load_spec, run, run_keep, start, CreateOptions};
+pub use create::{create, load_spec, run, run_keep, run_spec, start, CreateOptions};
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
 pub use ops::{delete, kill, list, pause, pids, resume, state, BUNDLE_OWNED_ANNOTATION};

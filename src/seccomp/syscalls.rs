@@ -333,7 +333,20 @@ pub const NATIVE_AUDIT_ARCH: u32 = table::AUDIT_ARCH;
 /// The syscall number of `name` on the host architecture, or `None` if the
 /// name is unknown (on this architecture).
 pub fn resolve(name: &str) -> Option<u32> {
-    all().find(|&(n, _)| n == name).map(|(_, nr)| nr)
+    // A profile names hundreds of syscalls: index the table once.
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
+        std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for (n, nr) in all() {
+                // The first entry of a name wins, as the linear lookup did.
+                m.entry(n).or_insert(nr);
+            }
+            m
+        })
+        .get(name)
+        .copied()
 }
 
 /// Every `(name, number)` pair of the host table.
