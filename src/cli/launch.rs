@@ -189,10 +189,11 @@ fn fill_bundle(
     }
     config["annotations"] = ann;
     let text = serde_json::to_vec(&config).map_err(mica_failure)?;
-    std::fs::write(bundle.join("config.json"), text)
+    std::fs::write(bundle.join("config.json"), &text)
         .map_err(|e| mica_failure(format!("write config.json: {e}")))?;
-    // The config as `run` would read it back, without reading it back.
-    let spec: Spec = serde_json::from_value(config).map_err(mica_failure)?;
+    // The config as `run` would read it back, without reading the file
+    // (from the bytes, not the Value: one deserializer in the binary, not two).
+    let spec: Spec = serde_json::from_slice(&text).map_err(mica_failure)?;
     let bundle = std::fs::canonicalize(&bundle)
         .map_err(|e| mica_failure(format!("bundle {}: {e}", bundle.display())))?;
     Ok((bundle, spec))
