@@ -98,7 +98,7 @@ pub fn write_bundle(
     let r = fill_bundle(store, image, root, id, o);
     if r.is_err() {
         // A bad option or image leaves nothing behind.
-        let _ = std::fs::remove_dir_all(&bundle);
+        container::remove_bundle(&bundle);
     }
     r
 }
@@ -236,7 +236,7 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
         Err(e) => {
             // Nothing was created (create cleans up after itself): drop the bundle.
             if !root.join(&id).exists() {
-                let _ = std::fs::remove_dir_all(&bundle);
+                container::remove_bundle(&bundle);
             }
             Err(exec_failure(e))
         }

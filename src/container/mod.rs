@@ -12,4 +12,6 @@ mod tty;
 pub use create::{create, load_spec, run, run_keep, run_spec, start, CreateOptions};
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
-pub use ops::{delete, kill, list, pause, pids, resume, state, BUNDLE_OWNED_ANNOTATION};
+pub use ops::{
+    delete, kill, list, pause, pids, remove_bundle, resume, state, BUNDLE_OWNED_ANNOTATION,
+};

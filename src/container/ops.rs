@@ -123,9 +123,20 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
         .map(String::as_str)
         == Some("true")
     {
-        let _ = std::fs::remove_dir_all(&st.bundle);
+        remove_bundle(&st.bundle);
     }
     Ok(())
+}
+
+/// Remove a bundle `mica launch` wrote, and `<root>/.bundles` once it is
+/// empty (a launch racing us recreates it: create_dir_all retries parents).
+pub fn remove_bundle(bundle: &Path) {
+    let _ = std::fs::remove_dir_all(bundle);
+    if let Some(parent) = bundle.parent() {
+        if parent.file_name() == Some(std::ffi::OsStr::new(".bundles")) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// Set by `mica launch` on the bundles it writes: `delete` removes them.

@@ -170,7 +170,8 @@ impl Env {
     }
 
     /// Entries of the state root (empty when it does not exist); a launch
-    /// bundle left in `.bundles/` shows as `.bundles/<id>`.
+    /// bundle left in `.bundles/` shows as `.bundles/<id>`, an empty
+    /// `.bundles` left behind as `.bundles`.
     pub fn state_entries(&self) -> Vec<String> {
         let list = |dir: &Path| -> Vec<String> {
             match std::fs::read_dir(dir) {
@@ -185,11 +186,11 @@ impl Env {
         let mut out = Vec::new();
         for e in list(&self.root) {
             if e == ".bundles" {
-                out.extend(
-                    list(&self.root.join(e))
-                        .into_iter()
-                        .map(|b| format!(".bundles/{b}")),
-                );
+                let bundles = list(&self.root.join(&e));
+                if bundles.is_empty() {
+                    out.push(e);
+                }
+                out.extend(bundles.into_iter().map(|b| format!(".bundles/{b}")));
             } else {
                 out.push(e);
             }
