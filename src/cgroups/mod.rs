@@ -918,13 +918,11 @@ impl Cgroup {
         Ok(self.v1.iter().map(|h| h.dir.join("tasks")).collect())
     }
 
-    /// Move process `pid` into the container's cgroup2 dir (when clone3
-    /// could not put it there).
-    pub fn add_process_v2(&self, pid: i32) -> Result<()> {
-        self.check()?;
-        match &self.v2 {
-            Some(h) => write(&h.dir.join("cgroup.procs"), &pid.to_string()),
-            None => Ok(()),
+    /// The cgroup2 part alone (what clone3 joins, or must be joined late).
+    pub fn v2_only(&self) -> Cgroup {
+        Cgroup {
+            v1: Vec::new(),
+            v2: self.v2.clone(),
         }
     }
 

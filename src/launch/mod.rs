@@ -150,7 +150,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     // unless the kernel refused (then it is joined before `Go`).
     let late_cgroup = cgroup
         .filter(|cg| cg.v2_dir().is_some() && !joined_at_clone)
-        .cloned();
+        .map(Cgroup::v2_only);
     let join_late = plan.join_late;
     let spawned = Spawned {
         pid,
@@ -168,7 +168,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         }
         if !join_late {
             if let Some(cg) = &late_cgroup {
-                cg.add_process_v2(pid)?;
+                cg.add_process(pid)?;
             }
         }
         Ok(())
@@ -231,7 +231,7 @@ impl Spawned {
         }
         if self.join_late {
             if let Some(cg) = self.late_cgroup.take() {
-                cg.add_process_v2(self.pid)?;
+                cg.add_process(self.pid)?;
             }
             self.send(sync::Kind::Joined)?;
         }
