@@ -1162,21 +1162,14 @@ fn time_namespace_offsets() {
             json!({"boottime": {"secs": 31_536_000}, "monotonic": {"secs": 1000}});
     });
     assert_eq!(j["pid"], 1);
-    let uptime: f64 = action(&j, "reads", "/proc/uptime")["content"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let host: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    // The first field of /proc/uptime: seconds since boot.
+    let seconds = |s: &str| -> f64 { s.split_whitespace().next().unwrap().parse().unwrap() };
+    let uptime = seconds(
+        action(&j, "reads", "/proc/uptime")["content"]
+            .as_str()
+            .unwrap(),
+    );
+    let host = seconds(&std::fs::read_to_string("/proc/uptime").unwrap());
     assert!(uptime - host > 31_535_000.0, "inside {uptime}, host {host}");
     assert_ne!(j["namespaces"]["time"], json!(host_ns("time")));
 }

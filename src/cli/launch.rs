@@ -95,7 +95,7 @@ pub fn write_bundle(
             "container with id \"{id}\" already exists"
         )));
     }
-    let r = fill_bundle(store, image, root, id, o);
+    let r = fill_bundle(store, image, &bundle, o);
     if r.is_err() {
         // A bad option or image leaves nothing behind.
         container::remove_bundle(&bundle);
@@ -106,16 +106,14 @@ pub fn write_bundle(
 fn fill_bundle(
     store: &Store,
     image: &Image,
-    root: &Path,
-    id: &str,
+    bundle: &Path,
     o: &LaunchOptions,
 ) -> Result<(PathBuf, Spec), Failure> {
     let cfg: Value =
         serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
     let process = ImageProcess::from_config(&cfg);
     let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
-    let bundle = root.join(".bundles").join(id);
-    std::fs::create_dir_all(&bundle)
+    std::fs::create_dir_all(bundle)
         .map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
     // Mountpoints for volumes and tmpfs the image lacks live in a layer of
     // this container's own, stacked on top: the image is never written.
@@ -194,7 +192,7 @@ fn fill_bundle(
     // The config as `run` would read it back, without reading the file
     // (from the bytes, not the Value: one deserializer in the binary, not two).
     let spec: Spec = serde_json::from_slice(&text).map_err(mica_failure)?;
-    let bundle = std::fs::canonicalize(&bundle)
+    let bundle = std::fs::canonicalize(bundle)
         .map_err(|e| mica_failure(format!("bundle {}: {e}", bundle.display())))?;
     Ok((bundle, spec))
 }
