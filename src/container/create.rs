@@ -101,6 +101,13 @@ fn create_with(
     exec_now: bool,
 ) -> Result<Created> {
     state::validate_id(id)?;
+    let linux = spec.linux().clone().unwrap_or_default();
+    let cg_path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    // Where the cgroup will be (nothing is created yet).
+    let cg = Cgroup::resolve(cg_path.as_deref(), id)?;
     // The whole plan is checked before anything exists.
     let mut plan = plan::build(
         &spec,
@@ -112,6 +119,7 @@ fn create_with(
             preserve_fds: opts.preserve_fds,
             exec_fifo: None,
             join_pid: None,
+            cgroup: Some(&cg),
         },
     )?;
     trace::phase("plan");
@@ -121,11 +129,6 @@ fn create_with(
             .create_runtime()
             .as_ref()
             .is_some_and(|h| !h.is_empty());
-    let linux = spec.linux().clone().unwrap_or_default();
-    let cg_path = linux
-        .cgroups_path()
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
 
     let dir = Dir::create(root, id)?;
     let rootfs = {
@@ -151,13 +154,6 @@ fn create_with(
         oci_version: spec.version().clone(),
     };
     // Record before creating: the cgroup, then the process.
-    let cg = match Cgroup::resolve(cg_path.as_deref(), id) {
-        Ok(cg) => cg,
-        Err(e) => {
-            undo(&dir, None, None);
-            return Err(e.into());
-        }
-    };
     st.cgroup = Some(cg.clone());
     if let Err(e) = plan.bind_own_cgroups(&cg) {
         undo(&dir, None, None);

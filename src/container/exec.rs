@@ -119,6 +119,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
             preserve_fds: o.preserve_fds,
             exec_fifo: None,
             join_pid: Some(st.init.pid),
+            cgroup: st.cgroup.as_ref(),
         },
     )?;
     let mask = block_signals();

@@ -248,23 +248,21 @@ pub fn propagation_flags(s: &str) -> Result<libc::c_ulong> {
 }
 
 /// The v1 hierarchies (dir name under the cgroup mount, mount options) and
-/// whether cgroup2 is mounted: the cgroups layer's reading of the host.
-fn cgroup_hierarchies() -> (Vec<(String, String)>, bool) {
-    use crate::cgroups::{layout, Layout};
-    let (v1, v2) = match layout() {
-        Ok(Layout::V1 { hierarchies }) => (hierarchies, false),
-        Ok(Layout::Hybrid { hierarchies, .. }) => (hierarchies, true),
-        Ok(Layout::V2 { .. }) => (Vec::new(), true),
-        Err(_) => (Vec::new(), false),
+/// whether cgroup2 is mounted, as the container's resolved cgroup found them
+/// (no second reading of mountinfo).
+fn cgroup_hierarchies(cg: Option<&crate::cgroups::Cgroup>) -> (Vec<(String, String)>, bool) {
+    let Some(cg) = cg else {
+        return (Vec::new(), false);
     };
-    let v1 = v1
-        .into_iter()
+    let v1 = cg
+        .v1
+        .iter()
         .filter_map(|h| {
-            let name = h.mount_point.file_name()?.to_string_lossy().into_owned();
+            let name = h.mount.file_name()?.to_string_lossy().into_owned();
             Some((name, h.controllers.join(",")))
         })
         .collect();
-    (v1, v2)
+    (v1, cg.v2.is_some())
 }
 
 fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> Result<MountOp> {
@@ -504,6 +502,8 @@ pub struct Options<'a> {
     pub exec_fifo: Option<OwnedFd>,
     /// For exec: the pid of the container's init, whose namespaces are joined.
     pub join_pid: Option<i32>,
+    /// The container's cgroup: its hierarchies are what cgroup mounts show.
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// Build the plan for `spec`. Checks everything that can be checked before
@@ -519,7 +519,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     }
     let default_linux = oci_spec::runtime::Linux::default();
     let linux = spec.linux().as_ref().unwrap_or(&default_linux);
-    let cg = cgroup_hierarchies();
+    let cg = cgroup_hierarchies(opts.cgroup);
 
     // Namespaces.
     let mut clone_flags: u64 = 0;
