@@ -595,6 +595,38 @@ mod root {
         }
     }
 
+    /// Another container created an ancestor a moment ago and has not yet
+    /// filled its cpuset.cpus/mems: ours must fill it, or no process could
+    /// join the leaf (ENOSPC).
+    #[test]
+    fn empty_preexisting_cpuset_ancestor_is_filled() {
+        if skip() {
+            return;
+        }
+        let parent = unique("cpuset-race");
+        let path = format!("{parent}/leaf");
+        let probe = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let Some(h) = probe.v1_with("cpuset") else {
+            eprintln!("skipping: no v1 cpuset hierarchy");
+            return;
+        };
+        let pre = h.dir.parent().unwrap().to_path_buf();
+        fs::create_dir(&pre).unwrap();
+        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut g = Guard::new(cg.clone());
+        g.extra_dirs.push(pre.clone());
+        assert_eq!(read_trim(&pre.join("cpuset.cpus")), "");
+        cg.create().unwrap();
+        let want = read_trim(&pre.parent().unwrap().join("cpuset.cpus"));
+        assert!(!want.is_empty());
+        assert_eq!(read_trim(&pre.join("cpuset.cpus")), want);
+        let leaf = &cg.v1_with("cpuset").unwrap().dir;
+        assert_eq!(read_trim(&leaf.join("cpuset.cpus")), want);
+        assert!(!read_trim(&leaf.join("cpuset.mems")).is_empty());
+        let pid = g.spawn_sleep();
+        cg.add_process(pid).unwrap();
+    }
+
     #[test]
     fn preexisting_dirs_are_kept() {
         if skip() {

@@ -12,34 +12,38 @@ use super::{
     check_page_size, nonzero, read, read_opt, write, Error, HierarchyDir, Result, POLL, WAIT,
 };
 
-/// Fill empty cpuset.cpus / cpuset.mems of the dirs this cgroup created
-/// (top-down) from their parent: a v1 cpuset cgroup with empty cpus or mems
-/// cannot take processes.
+/// Fill empty cpuset.cpus / cpuset.mems along the path to the cgroup, from
+/// the nearest ancestor that has both: a v1 cpuset cgroup with empty cpus or
+/// mems cannot take processes. Not only the dirs this cgroup created: an
+/// ancestor that another container created a moment ago may still be empty.
 pub(super) fn init_cpuset(h: &HierarchyDir) -> Result<()> {
-    let Some(top) = &h.created_top else {
-        // Pre-existing leaf: still fill it if empty.
-        return copy_cpuset_from_parent(&h.dir);
-    };
-    let rel = h.dir.strip_prefix(top).unwrap_or(Path::new(""));
-    let mut d = top.clone();
-    copy_cpuset_from_parent(&d)?;
-    for c in rel.components() {
-        d.push(c);
-        copy_cpuset_from_parent(&d)?;
+    const FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+    // From the leaf up: each level's values, until one has both.
+    let mut levels: Vec<(&Path, [String; 2])> = Vec::new();
+    let mut d = h.dir.as_path();
+    let mut source = [String::new(), String::new()];
+    while d.starts_with(&h.mount) {
+        let value = |f: &str| read(&d.join(f)).map(|v| v.trim().to_string());
+        let vals = [value(FILES[0])?, value(FILES[1])?];
+        if vals.iter().all(|v| !v.is_empty()) || d == h.mount {
+            source = vals;
+            break;
+        }
+        levels.push((d, vals));
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
     }
-    Ok(())
-}
-
-fn copy_cpuset_from_parent(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        if read(&dir.join(f))?.trim().is_empty() {
-            let v = read(&parent.join(f))?;
-            let v = v.trim();
-            if !v.is_empty() {
-                write(&dir.join(f), v)?;
+    // Top-down: an empty value takes the one above it.
+    for (dir, vals) in levels.iter().rev() {
+        for i in 0..2 {
+            if vals[i].is_empty() {
+                if !source[i].is_empty() {
+                    write(&dir.join(FILES[i]), &source[i])?;
+                }
+            } else {
+                source[i] = vals[i].clone();
             }
         }
     }
