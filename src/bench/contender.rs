@@ -99,7 +99,7 @@ impl Contender {
         }
     }
 
-    fn spawn_opts<'a>(&self, ctx: &Ctx, out: &'a Output) -> Spawn<'a> {
+    fn spawn_opts<'a>(&self, ctx: &Ctx, out: &'a Output, timed: bool) -> Spawn<'a> {
         let ns = match &self.kind {
             Kind::Oci { v1ns: true, .. } => ctx.v1ns.map(|n| n.fd()),
             _ => None,
@@ -108,6 +108,7 @@ impl Contender {
             mount_ns: ns,
             timeout: Some(TIMEOUT),
             output: Some(out),
+            timed,
         }
     }
 
@@ -138,8 +139,15 @@ impl Contender {
     }
 
     /// Start the workload once in slot `slot` (a worker's own bundle dir and
-    /// output files). Err: one line saying why it failed.
+    /// output files), timed through the stopwatch. Err: one line saying why it
+    /// failed.
     pub fn once(&self, ctx: &Ctx, slot: usize) -> Result<Sample, String> {
+        self.start(ctx, slot, true)
+    }
+
+    /// [`Contender::once`]; `timed: false` starts the commands directly (the
+    /// sample then has no peak RSS and the time includes the spawn).
+    pub fn start(&self, ctx: &Ctx, slot: usize, timed: bool) -> Result<Sample, String> {
         let id = self.new_id();
         let tag = format!("{}-{slot}", self.idx);
         let bundle = ctx.work.join("bundles").join(&tag);
@@ -163,7 +171,7 @@ impl Contender {
                 let bin = self.runtime_bin(ctx).expect("runtime");
                 write_bundle()?;
                 let mut cmd = self.rt(bin, &["run", "--bundle", &bundle_s, &id]);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out, timed))
                     .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
                 let leftover = self.root.join(&id).exists();
                 if !o.ok() || leftover {
@@ -183,7 +191,7 @@ impl Contender {
                 let pid_file = ctx.work.join("out").join(format!("{tag}.pid"));
                 let _ = std::fs::remove_file(&pid_file);
                 let pid_s = pid_file.to_string_lossy().into_owned();
-                let spawn = self.spawn_opts(ctx, &out);
+                let spawn = self.spawn_opts(ctx, &out, timed);
                 let t0 = std::time::Instant::now();
                 let c = proc::run(
                     &mut self.rt(
@@ -228,7 +236,7 @@ impl Contender {
             }
             Kind::MicaLaunch { reference, store } => {
                 let mut cmd = self.launch_cmd(ctx, store, reference, &id);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out, timed))
                     .map_err(|e| format!("spawn mica: {e}"))?;
                 if !o.ok() {
                     self.force_delete(ctx, &ctx.mica, &id);
@@ -242,7 +250,7 @@ impl Contender {
             }
             Kind::MicaLaunchCold { layout } => {
                 let store = ctx.work.join("stores").join(&id);
-                let spawn = self.spawn_opts(ctx, &out);
+                let spawn = self.spawn_opts(ctx, &out, timed);
                 let mut imp = Command::new(&ctx.mica);
                 imp.env("MICA_STORE", &store)
                     .args(["image", "import", "--name", super::image::REFERENCE])
@@ -275,7 +283,7 @@ impl Contender {
                     .arg(&ctx.workload.rootfs)
                     .args(["/", "--proc", "/proc", "--dev", "/dev", "--unshare-all"])
                     .args(&ctx.workload.args);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out, timed))
                     .map_err(|e| format!("spawn bwrap: {e}"))?;
                 if !o.ok() {
                     return Err(fail("bwrap", &o, &mut out));
@@ -292,7 +300,7 @@ impl Contender {
                     .arg(chroot)
                     .arg(&ctx.workload.rootfs)
                     .args(&ctx.workload.args);
-                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out))
+                let o = proc::run(&mut cmd, &self.spawn_opts(ctx, &out, timed))
                     .map_err(|e| format!("spawn unshare: {e}"))?;
                 if !o.ok() {
                     return Err(fail("unshare+chroot", &o, &mut out));
@@ -339,6 +347,7 @@ impl Contender {
                 mount_ns: self.spawn_opts_ns(ctx),
                 timeout: Some(TIMEOUT),
                 output: None,
+                timed: false,
             },
         );
     }

@@ -36,7 +36,7 @@ pub fn throughput(
                     let (next, ok, failed, first) = (&next, &ok, &failed, &first_failure);
                     s.spawn(move || {
                         while next.fetch_add(1, Ordering::Relaxed) < total {
-                            match c.once(ctx, 100 + slot) {
+                            match c.start(ctx, 100 + slot, false) {
                                 Ok(_) => {
                                     ok.fetch_add(1, Ordering::Relaxed);
                                 }
@@ -222,6 +222,7 @@ pub fn density(
                 mount_ns: c.spawn_opts_ns(ctx),
                 timeout: Some(super::contender::TIMEOUT),
                 output: Some(&out),
+                timed: false,
             };
             match proc::run(&mut cmd, &spawn) {
                 Ok(o) if o.ok() => ids.push(id),

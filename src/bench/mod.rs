@@ -677,6 +677,7 @@ fn phases(ctx: &Ctx, mica_run: &Contender, n: usize) -> Vec<report::Phase> {
             mount_ns: None,
             timeout: Some(contender::TIMEOUT),
             output: Some(&out),
+            timed: false,
         };
         if !proc::run(&mut cmd, &spawn).is_ok_and(|o| o.ok()) {
             mica_run.force_delete(ctx, &ctx.mica, &id);

@@ -97,6 +97,10 @@ pub struct Spawn<'a> {
     pub mount_ns: Option<RawFd>,
     pub timeout: Option<Duration>,
     pub output: Option<&'a Output>,
+    /// Through the stopwatch (when there is one): the start is a timed sample
+    /// whose peak RSS counts. Starts that are only counted (throughput) or
+    /// only set things up go straight, so the harness costs them nothing extra.
+    pub timed: bool,
 }
 
 static STOPWATCH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -130,9 +134,9 @@ fn wrapped(cmd: &Command, sw: &Path) -> Command {
 /// Spawn `cmd` (stdin from /dev/null, output to `spawn.output` or /dev/null),
 /// wait for it with `wait4` and time it. Every command is spawned the same way
 /// (fork + exec, with `PR_SET_PDEATHSIG`; through the stopwatch when there is
-/// one), so the contenders pay the same.
+/// one and the start is timed), so the contenders pay the same.
 pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
-    let Some(sw) = stopwatch() else {
+    let Some(sw) = stopwatch().filter(|_| spawn.timed) else {
         return run_direct(cmd, spawn, None);
     };
     let mut fds = [0i32; 2];
