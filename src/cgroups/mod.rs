@@ -1246,11 +1246,15 @@ fn write(path: &Path, value: &str) -> Result<()> {
         .write(true)
         .open(path)
         .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|err| Error::Write {
-            path: path.to_path_buf(),
-            value: value.to_string(),
-            err,
-        })
+        .map_err(|err| write_error(path, value, err))
+}
+
+fn write_error(path: &Path, value: &str, err: std::io::Error) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        err,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! cgroup v1 specifics: one directory per hierarchy, per-controller files.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Instant;
 
@@ -9,7 +11,8 @@ use oci_spec::runtime::{
 };
 
 use super::{
-    check_page_size, nonzero, read, read_opt, write, Error, HierarchyDir, Result, POLL, WAIT,
+    check_page_size, nonzero, read, read_opt, write, write_error, Error, HierarchyDir, Result,
+    POLL, WAIT,
 };
 
 /// Fill empty cpuset.cpus / cpuset.mems along the path to the cgroup, from
@@ -318,7 +321,8 @@ pub(super) const DEFAULT_ALLOW: [&str; 10] = [
 ];
 
 /// Write the rules in order to devices.allow / devices.deny, then
-/// `DEFAULT_ALLOW` (only when there are rules at all).
+/// `DEFAULT_ALLOW` (only when there are rules at all). Each file is opened
+/// once: the kernel takes one rule per write.
 pub(super) fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let lines = rules
         .iter()
@@ -327,16 +331,30 @@ pub(super) fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()>
     if lines.is_empty() {
         return Ok(());
     }
-    for (allow, line) in lines {
-        let file = if allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        write(&dir.join(file), &line)?;
+    let mut files: [Option<(PathBuf, File)>; 2] = [None, None];
+    let mut put = |allow: bool, line: &str| -> Result<()> {
+        let slot = &mut files[usize::from(allow)];
+        if slot.is_none() {
+            let path = dir.join(if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            });
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|err| write_error(&path, line, err))?;
+            *slot = Some((path, f));
+        }
+        let (path, f) = slot.as_mut().expect("opened above");
+        f.write_all(line.as_bytes())
+            .map_err(|err| write_error(path, line, err))
+    };
+    for (allow, line) in &lines {
+        put(*allow, line)?;
     }
     for line in DEFAULT_ALLOW {
-        write(&dir.join("devices.allow"), line)?;
+        put(true, line)?;
     }
     Ok(())
 }
