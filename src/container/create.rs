@@ -124,11 +124,14 @@ fn create_with(
     )?;
     trace::phase("plan");
     let hooks = spec.hooks().clone().unwrap_or_default();
-    plan.prepivot_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks
-            .create_runtime()
-            .as_ref()
-            .is_some_and(|h| !h.is_empty());
+    let some = |h: &Option<Vec<oci_spec::runtime::Hook>>| h.as_ref().is_some_and(|h| !h.is_empty());
+    plan.prepivot_hooks = some(hooks.prestart()) || some(hooks.create_runtime());
+    // A hook that runs while the container is being created may ask for its
+    // state: then the pid is on disk as soon as it exists. Otherwise the
+    // save that ends creation is the first with it (one state file fewer to
+    // write per container; whatever a crash leaves is found by its cgroup).
+    let early_pid =
+        plan.prepivot_hooks || some(hooks.create_container()) || some(hooks.start_container());
 
     let dir = Dir::create(root, id)?;
     let rootfs = {
@@ -181,7 +184,9 @@ fn create_with(
         st.init = Proc::of(spawned.pid());
         let snapshot = st.clone();
         let r = (|| {
-            dir.save(st)?;
+            if early_pid {
+                dir.save(st)?;
+            }
             cg.create_v1()?;
             apply_resources(&cg, &linux)?;
             trace::phase("cgroup");
@@ -189,7 +194,9 @@ fn create_with(
             if spawned.pid() != st.init.pid {
                 // A second fork: the container process is the grandchild.
                 st.init = Proc::of(spawned.pid());
-                dir.save(st)?;
+                if early_pid {
+                    dir.save(st)?;
+                }
             }
             // What runc and the conformance suite expect prestart to see.
             let json = st.hook_json(Status::Created, spawned.pid());
