@@ -64,7 +64,7 @@ pub struct BenchOptions {
     pub svg: Option<PathBuf>,
     /// `--markdown FILE`: the report as Markdown (bench/RESULTS.md).
     pub markdown: Option<PathBuf>,
-    /// `--throughput N`: containers per contender and concurrency level (0: skip; default 48).
+    /// `--throughput N`: containers per contender and concurrency level (0: skip; default 100).
     pub throughput: usize,
     /// `--concurrency LIST` (default 1,4,16).
     pub concurrency: Vec<usize>,
@@ -93,7 +93,7 @@ impl Default for BenchOptions {
             json: None,
             svg: None,
             markdown: None,
-            throughput: 48,
+            throughput: 100,
             concurrency: vec![1, 4, 16],
             density: 20,
             mica: None,

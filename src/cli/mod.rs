@@ -188,7 +188,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub markdown: Option<PathBuf>,
     /// Containers per contender and concurrency level for throughput (0 skips)
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 100)]
     pub throughput: usize,
     /// Concurrency levels for throughput
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
