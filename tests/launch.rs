@@ -142,6 +142,51 @@ fn root_and_image_are_read_only_only_tmpfs_and_volumes_write() {
     );
 }
 
+/// The filesystem type of the container's root, from its mountinfo.
+fn root_fstype(mountinfo: &str) -> Option<String> {
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))?;
+    Some(line.split(" - ").nth(1)?.split(' ').next()?.to_string())
+}
+
+/// An image that has every mountpoint its mounts land on is mounted as it
+/// is (its one layer, read-only bind); the store's mountpoints layer (what
+/// the image lacks, here /etc/hostname) is stacked on top (read-only
+/// overlay) only when a mount lands on something in it.
+#[test]
+fn mountpoints_layer_only_when_a_mount_lands_in_it() {
+    let w = World::new();
+    w.image(&fixtures().join("busybox"), "bb:1", r#"["/bin/true"]"#);
+    assert!(!fixtures().join("busybox/etc/hostname").exists());
+    let (code, out, err) = w.launch(&["--rm", "bb:1", "cat", "/proc/self/mountinfo"]);
+    assert_eq!(code, 0, "{err}");
+    let fs = root_fstype(&out);
+    assert!(fs.is_some() && fs.as_deref() != Some("overlay"), "{out}");
+
+    let host = TempDir::new("hostname");
+    let f = host.path().join("hostname");
+    std::fs::write(&f, "from-the-host\n").unwrap();
+    let v = format!("{}:/etc/hostname:ro", f.display());
+    let (code, out, err) = w.launch(&[
+        "--rm",
+        "-v",
+        &v,
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /etc/hostname /proc/self/mountinfo",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("from-the-host\n"), "{out}");
+    assert_eq!(root_fstype(&out).as_deref(), Some("overlay"), "{out}");
+    assert!(
+        w.env.state_entries().is_empty(),
+        "{:?}",
+        w.env.state_entries()
+    );
+}
+
 #[test]
 fn volume_data_survives_replacing_the_container_with_a_newer_image() {
     let w = World::new();

@@ -152,6 +152,35 @@ fn fill_bundle(
         r.map_err(|e| mica_failure(format!("create mountpoint {}: {e}", p.display())))?;
         made = true;
     }
+    let etc = |file: &str| -> Option<String> {
+        lower
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join("etc").join(file)).ok())
+    };
+    // root.path is set below, once the layers are known.
+    let mut config = ls::config(
+        &process,
+        o,
+        Path::new(""),
+        &etc,
+        crate::spec::default_seccomp::profile(),
+    )
+    .map_err(mica_failure)?;
+    // The image's mountpoints layer (first) holds only what the image lacks
+    // for the usual mounts. When no mount of this config lands on anything in
+    // it, it is left out: one layer is mounted as it is, with no overlay.
+    let lands_in = |layer: &Path| {
+        config["mounts"].as_array().into_iter().flatten().any(|m| {
+            let dest = m["destination"].as_str().unwrap_or("/");
+            layer
+                .join(dest.trim_start_matches('/'))
+                .symlink_metadata()
+                .is_ok()
+        })
+    };
+    if !lands_in(&lower[0]) {
+        lower.remove(0);
+    }
     if made {
         lower.insert(0, extra);
     }
@@ -164,19 +193,7 @@ fn fill_bundle(
             .map_err(|e| mica_failure(format!("create {}: {e}", r.display())))?;
         r
     };
-    let etc = |file: &str| -> Option<String> {
-        lower
-            .iter()
-            .find_map(|d| std::fs::read_to_string(d.join("etc").join(file)).ok())
-    };
-    let mut config = ls::config(
-        &process,
-        o,
-        &rootfs,
-        &etc,
-        crate::spec::default_seccomp::profile(),
-    )
-    .map_err(mica_failure)?;
+    config["root"]["path"] = json!(rootfs);
     let mut ann = json!({
         "org.mica.image": image.digest,
         container::BUNDLE_OWNED_ANNOTATION: "true",
