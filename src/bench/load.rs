@@ -10,8 +10,57 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// Rounds per concurrency level: the contenders take turns, each starting
+/// its share of the containers per round (the order reversed every other
+/// round), so drift on a shared machine hits all alike.
+const ROUNDS: usize = 4;
+
+/// What one contender did at one concurrency level, summed over the rounds.
+#[derive(Default)]
+struct Batch {
+    started: usize,
+    failed: usize,
+    seconds: f64,
+    first_failure: Option<String>,
+}
+
+/// Start `n` containers of `c` with `conc` in flight.
+fn batch(ctx: &Ctx, c: &Contender, conc: usize, n: usize) -> Batch {
+    let next = AtomicUsize::new(0);
+    let ok = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let first_failure = std::sync::Mutex::new(None::<String>);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for slot in 0..conc {
+            let (next, ok, failed, first) = (&next, &ok, &failed, &first_failure);
+            s.spawn(move || {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    match c.start(ctx, 100 + slot, false) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut f) = first.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Batch {
+        started: ok.into_inner(),
+        failed: failed.into_inner(),
+        seconds: t0.elapsed().as_secs_f64(),
+        first_failure: first_failure.into_inner().unwrap_or(None),
+    }
+}
+
 /// Start `total` containers with `concurrency` in flight, for each
-/// contender in turn (alternating within each concurrency level).
+/// contender, in rounds the contenders take turns in (see [`ROUNDS`]).
 pub fn throughput(
     ctx: &Ctx,
     contenders: &[&Contender],
@@ -23,51 +72,50 @@ pub fn throughput(
     for &conc in levels {
         let conc = conc.max(1);
         let total = total.max(conc);
-        let mut level = Vec::new();
-        for c in contenders {
-            progress(&format!("throughput: {} at concurrency {conc}", c.name));
-            let next = AtomicUsize::new(0);
-            let ok = AtomicUsize::new(0);
-            let failed = AtomicUsize::new(0);
-            let first_failure = std::sync::Mutex::new(None::<String>);
-            let t0 = Instant::now();
-            std::thread::scope(|s| {
-                for slot in 0..conc {
-                    let (next, ok, failed, first) = (&next, &ok, &failed, &first_failure);
-                    s.spawn(move || {
-                        while next.fetch_add(1, Ordering::Relaxed) < total {
-                            match c.start(ctx, 100 + slot, false) {
-                                Ok(_) => {
-                                    ok.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(e) => {
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    if let Ok(mut f) = first.lock() {
-                                        f.get_or_insert(e);
-                                    }
-                                }
-                            }
-                        }
-                    });
+        // Each round keeps every slot busy: at least `conc` starts.
+        let rounds = (total / conc).clamp(1, ROUNDS);
+        let mut sums: Vec<Batch> = contenders.iter().map(|_| Batch::default()).collect();
+        for round in 0..rounds {
+            let n = total / rounds + usize::from(round < total % rounds);
+            let mut order: Vec<usize> = (0..contenders.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let c = contenders[i];
+                progress(&format!(
+                    "throughput: {} at concurrency {conc}, round {}/{rounds}",
+                    c.name,
+                    round + 1
+                ));
+                let b = batch(ctx, c, conc, n);
+                let sum = &mut sums[i];
+                sum.started += b.started;
+                sum.failed += b.failed;
+                sum.seconds += b.seconds;
+                if sum.first_failure.is_none() {
+                    sum.first_failure = b.first_failure;
                 }
-            });
-            let secs = t0.elapsed().as_secs_f64();
-            let started = ok.load(Ordering::Relaxed);
-            level.push(ThroughputRow {
+            }
+        }
+        let mut level: Vec<ThroughputRow> = contenders
+            .iter()
+            .zip(sums)
+            .map(|(c, b)| ThroughputRow {
                 name: c.name.clone(),
                 concurrency: conc,
-                started,
-                failed: failed.load(Ordering::Relaxed),
-                seconds: secs,
-                per_second: if secs > 0.0 {
-                    started as f64 / secs
+                started: b.started,
+                failed: b.failed,
+                seconds: b.seconds,
+                per_second: if b.seconds > 0.0 {
+                    b.started as f64 / b.seconds
                 } else {
                     0.0
                 },
                 ratio: None,
-                first_failure: first_failure.into_inner().unwrap_or(None),
-            });
-        }
+                first_failure: b.first_failure,
+            })
+            .collect();
         let base = level
             .iter()
             .find(|r| r.name.starts_with("mica"))
