@@ -178,7 +178,7 @@ fn fill_bundle(
                 .is_ok()
         })
     };
-    if !lands_in(&lower[0]) {
+    if lower.len() > 1 && !lands_in(&lower[0]) {
         lower.remove(0);
     }
     if made {
