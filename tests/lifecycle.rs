@@ -1453,6 +1453,43 @@ fn hooks_get_the_state() {
     c.assert_gone();
 }
 
+/// createContainer (before pivot, host paths still in view) and
+/// startContainer (after pivot, in the container's filesystem) run in the
+/// container process and get the state on stdin from the runtime.
+#[test]
+fn container_hooks_get_the_state() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "chooks");
+    let out_dir = env.tmp.path().join("chooks-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let create_file = out_dir.join("createContainer");
+    let b = c.bundle("busybox", &["/bin/true"], |cfg| {
+        cfg["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/tmp",
+            "type": "bind",
+            "source": out_dir,
+            "options": ["rbind", "rw"],
+        }));
+        cfg["hooks"] = json!({
+            "createContainer": [cat_hook(&create_file)],
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/startContainer"]}],
+        });
+    });
+    c.create_ok(&b);
+    let pid = c.pid();
+    let s = read_hook_state(&create_file);
+    assert_eq!(s["id"], json!(c.id), "{s}");
+    assert_eq!(s["pid"], json!(pid), "{s}");
+    c.start_ok();
+    c.wait_status("stopped");
+    let s = read_hook_state(&out_dir.join("startContainer"));
+    assert_eq!(s["id"], json!(c.id), "{s}");
+    assert_eq!(s["pid"], json!(pid), "{s}");
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    c.assert_gone();
+}
+
 #[test]
 fn failing_prestart_hook_fails_create() {
     let env = Env::new();

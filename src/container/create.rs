@@ -130,8 +130,9 @@ fn create_with(
     // state: then the pid is on disk as soon as it exists. Otherwise the
     // save that ends creation is the first with it (one state file fewer to
     // write per container; whatever a crash leaves is found by its cgroup).
-    let early_pid =
-        plan.prepivot_hooks || some(hooks.create_container()) || some(hooks.start_container());
+    // The hooks the container process runs itself get the state from us.
+    let container_hooks = some(hooks.create_container()) || some(hooks.start_container());
+    let early_pid = plan.prepivot_hooks || container_hooks;
 
     let dir = Dir::create(root, id)?;
     let rootfs = {
@@ -182,7 +183,6 @@ fn create_with(
         let mut spawned = launch::spawn(plan, Some(&cg))?;
         trace::phase("clone");
         st.init = Proc::of(spawned.pid());
-        let snapshot = st.clone();
         let r = (|| {
             if early_pid {
                 dir.save(st)?;
@@ -190,7 +190,13 @@ fn create_with(
             cg.create_v1()?;
             apply_resources(&cg, &linux)?;
             trace::phase("cgroup");
-            spawned.go(|pid| snapshot.hook_json(Status::Creating, pid))?;
+            spawned.go(|pid| {
+                if container_hooks {
+                    st.hook_json(Status::Creating, pid)
+                } else {
+                    Vec::new()
+                }
+            })?;
             if spawned.pid() != st.init.pid {
                 // A second fork: the container process is the grandchild.
                 st.init = Proc::of(spawned.pid());
@@ -198,9 +204,10 @@ fn create_with(
                     dir.save(st)?;
                 }
             }
-            // What runc and the conformance suite expect prestart to see.
-            let json = st.hook_json(Status::Created, spawned.pid());
+            let pid = spawned.pid();
             spawned.wait_ready(|| {
+                // What runc and the conformance suite expect prestart to see.
+                let json = st.hook_json(Status::Created, pid);
                 hooks::run_all(hooks.prestart().as_ref(), &json)?;
                 hooks::run_all(hooks.create_runtime().as_ref(), &json)
             })?;
