@@ -306,13 +306,17 @@ fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hoo
 
 /// The poststart hooks, once the process runs.
 fn poststart(st: &State, spec_hooks: Option<&oci_spec::runtime::Hooks>) {
-    if let Some(h) = spec_hooks {
-        let json = st.hook_json(Status::Running, st.init.pid);
-        for hook in h.poststart().iter().flatten() {
-            // The spec: a failing poststart hook is a warning, not an error.
-            if let Err(e) = hooks::run(hook, &json) {
-                crate::log::warn(&format!("poststart hook: {e}"));
-            }
+    let list = spec_hooks
+        .and_then(|h| h.poststart().as_deref())
+        .unwrap_or_default();
+    if list.is_empty() {
+        return;
+    }
+    let json = st.hook_json(Status::Running, st.init.pid);
+    for hook in list {
+        // The spec: a failing poststart hook is a warning, not an error.
+        if let Err(e) = hooks::run(hook, &json) {
+            crate::log::warn(&format!("poststart hook: {e}"));
         }
     }
 }

@@ -171,7 +171,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
     }
     destroy(&dir, &st)?;
-    if status != Status::Creating {
+    if status != Status::Creating && !st.poststop.is_empty() {
         let json = st.hook_json(Status::Stopped, 0);
         for h in &st.poststop {
             // poststop failures are warnings (runtime spec).
