@@ -132,7 +132,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Resume { id } => container::resume(root, id).map_err(e)?,
         Command::Features => print_json(&mica::spec::features()),
         Command::Image { command } => {
-            image(cli.store.as_deref(), command).map_err(|f| f.message)?
+            image(cli.store.as_deref(), root, command).map_err(|f| f.message)?
         }
         Command::Bench(b) => bench(b)?,
         // Has its own exit statuses (docker's): see `launch`.
@@ -141,7 +141,11 @@ fn run(cli: Cli) -> Result<i32, String> {
     Ok(0)
 }
 
-fn image(store: Option<&std::path::Path>, cmd: &ImageCommand) -> Result<(), cl::Failure> {
+fn image(
+    store: Option<&std::path::Path>,
+    root: &std::path::Path,
+    cmd: &ImageCommand,
+) -> Result<(), cl::Failure> {
     let s = cl::open_store(store)?;
     let fail = |e: mica::image::Error| cl::Failure {
         code: 1,
@@ -162,7 +166,13 @@ fn image(store: Option<&std::path::Path>, cmd: &ImageCommand) -> Result<(), cl::
         }
         ImageCommand::Ls => cl::print_images(&s.list().map_err(fail)?),
         ImageCommand::Inspect { reference } => print_json(&s.inspect(reference).map_err(fail)?),
-        ImageCommand::Rm { reference } => s.remove(reference).map_err(fail)?,
+        ImageCommand::Rm { reference } => {
+            let users = cl::image_users(root).map_err(|e| cl::Failure {
+                code: 1,
+                message: e.to_string(),
+            })?;
+            s.remove(reference, &users).map_err(fail)?
+        }
         ImageCommand::Tag { reference, name } => s.tag(reference, name).map_err(fail)?,
         ImageCommand::Verify { reference } => {
             let problems = s.verify(reference).map_err(fail)?;

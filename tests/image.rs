@@ -1525,7 +1525,7 @@ fn killed_imports_leave_only_tmp_entries() {
     let start = std::time::Instant::now();
     assert!(child().wait().unwrap().success(), "the child import failed");
     let whole = start.elapsed();
-    t.store.remove("killed:1").unwrap();
+    t.store.remove("killed:1", &Default::default()).unwrap();
     t.store.prune().unwrap();
     let mut completed = 0;
     for i in 0..14 {
@@ -1574,7 +1574,7 @@ fn killed_imports_leave_only_tmp_entries() {
                 "round {i}"
             );
         } else {
-            t.store.remove("killed:1").unwrap();
+            t.store.remove("killed:1", &Default::default()).unwrap();
             t.store.prune().unwrap();
         }
     }
@@ -1702,15 +1702,18 @@ fn tag_remove_and_prune() {
 
     // remove: a name, then the last name removes the image.
     t.store.tag("img/a:1", "second").unwrap();
-    t.store.remove("img/a:1").unwrap();
+    t.store.remove("img/a:1", &Default::default()).unwrap();
     assert_eq!(t.store.resolve("second").unwrap().digest, ia.digest);
-    t.store.remove("second").unwrap();
+    t.store.remove("second", &Default::default()).unwrap();
     assert!(matches!(
         t.store.resolve(&ia.digest),
         Err(Error::NotFound(_))
     ));
     assert_eq!(t.store.list().unwrap().len(), 1);
-    assert!(matches!(t.store.remove("second"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        t.store.remove("second", &Default::default()),
+        Err(Error::NotFound(_))
+    ));
 
     // Leftovers of a killed import.
     fs::create_dir_all(t.root().join(".tmp-killed/layer-x")).unwrap();
@@ -1737,7 +1740,9 @@ fn tag_remove_and_prune() {
 
     // remove by digest removes every name.
     t.store.tag("img/b:1", "more").unwrap();
-    t.store.remove(&hex_of(&ib.digest)[..16]).unwrap();
+    t.store
+        .remove(&hex_of(&ib.digest)[..16], &Default::default())
+        .unwrap();
     assert!(t.store.list().unwrap().is_empty());
     t.store.prune().unwrap();
     assert_eq!(fs::read_dir(t.root().join("layers")).unwrap().count(), 0);

@@ -187,6 +187,76 @@ fn mountpoints_layer_only_when_a_mount_lands_in_it() {
     );
 }
 
+/// `image rm` keeps an image containers under the state root were launched
+/// from (running or stopped, as docker does), so `prune` keeps its layers;
+/// removing another of its names is fine. Once the containers are deleted,
+/// the image goes and `prune` takes its layers.
+#[test]
+fn image_rm_refuses_an_image_containers_use() {
+    let w = World::new();
+    w.image(&fixtures().join("busybox"), "bb:1", r#"["/bin/true"]"#);
+    // Tracked: deleted (--force) when the test ends, even if it fails.
+    let id = w.env.id("user");
+    // The container inherits stdout/stderr: not pipes we would wait on.
+    let status = w
+        .env
+        .cmd()
+        .arg("--store")
+        .arg(&w.store)
+        .args(["launch", "-d", "--name", &id, "bb:1", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let layers = || std::fs::read_dir(w.store.join("layers")).unwrap().count();
+    let before = layers();
+    assert!(before > 0);
+
+    let rm = w.mica(&["image", "rm", "bb:1"]);
+    let e = String::from_utf8_lossy(&rm.stderr);
+    assert!(!rm.status.success(), "rm of an image in use succeeded");
+    assert!(e.contains(&format!("used by container(s) {id}")), "{e}");
+    assert!(w.mica(&["image", "prune"]).status.success());
+    assert_eq!(
+        layers(),
+        before,
+        "prune took the layers of a running container"
+    );
+    // Another name of the same image can go: the image keeps bb:1.
+    assert!(w.mica(&["image", "tag", "bb:1", "bb:2"]).status.success());
+    let rm2 = w.mica(&["image", "rm", "bb:2"]);
+    assert!(
+        rm2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm2.stderr)
+    );
+
+    let del = w.mica(&["delete", "--force", &id]);
+    assert!(
+        del.status.success(),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    let rm = w.mica(&["image", "rm", "bb:1"]);
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    assert!(w.mica(&["image", "prune"]).status.success());
+    assert!(
+        layers() < before,
+        "prune kept the layers of a removed image"
+    );
+    assert!(
+        w.env.state_entries().is_empty(),
+        "{:?}",
+        w.env.state_entries()
+    );
+}
+
 #[test]
 fn volume_data_survives_replacing_the_container_with_a_newer_image() {
     let w = World::new();

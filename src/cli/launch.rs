@@ -8,7 +8,26 @@ use crate::launch::plan::LOWERDIRS_ANNOTATION;
 use crate::spec::launch::{self as ls, ImageProcess, LaunchOptions};
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The annotation a launched container's config names its image by.
+pub const IMAGE_ANNOTATION: &str = "org.mica.image";
+
+/// Image digest -> ids of the containers under `root` launched from it
+/// (running or not: docker keeps an image a stopped container uses, too).
+pub fn image_users(root: &Path) -> Result<BTreeMap<String, Vec<String>>, container::Error> {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for st in container::list(root)? {
+        if let (Some(d), Some(id)) = (
+            st["annotations"][IMAGE_ANNOTATION].as_str(),
+            st["id"].as_str(),
+        ) {
+            users.entry(d.to_string()).or_default().push(id.to_string());
+        }
+    }
+    Ok(users)
+}
 
 /// docker's exit statuses: 125 when mica itself fails, 126 when the
 /// command cannot be executed, 127 when it is not found.
@@ -195,7 +214,7 @@ fn fill_bundle(
     };
     config["root"]["path"] = json!(rootfs);
     let mut ann = json!({
-        "org.mica.image": image.digest,
+        IMAGE_ANNOTATION: image.digest,
         container::BUNDLE_OWNED_ANNOTATION: "true",
     });
     if lower.len() > 1 {

@@ -94,6 +94,12 @@ pub enum Error {
     },
     #[error("image {0:?} not found")]
     NotFound(String),
+    /// `image rm` of the last name of an image containers were launched from.
+    #[error("image {reference:?} is used by container(s) {containers}: delete them first")]
+    InUse {
+        reference: String,
+        containers: String,
+    },
     #[error("reference {reference:?} is ambiguous: it matches {matches}")]
     Ambiguous { reference: String, matches: String },
     #[error("invalid reference {reference:?}: {reason}")]

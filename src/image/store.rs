@@ -445,8 +445,11 @@ impl Store {
 
     /// Remove the name `reference`; the image record goes when no name is
     /// left. A digest reference removes the image and all its names.
-    /// Layers and blobs stay until `prune`.
-    pub fn remove(&self, reference: &str) -> Result<()> {
+    /// Layers and blobs stay until `prune`. `users` maps image digests to
+    /// the containers launched from them: an image with users keeps its
+    /// record (removing its last name is refused), so `prune` keeps its
+    /// layers.
+    pub fn remove(&self, reference: &str, users: &BTreeMap<String, Vec<String>>) -> Result<()> {
         let r = reference::parse(reference)?;
         let _l = self.lock(LOCK, libc::LOCK_EX)?;
         let mut names = self.read_names()?;
@@ -469,6 +472,15 @@ impl Store {
             .filter(|(_, v)| **v == digest)
             .map(|(k, _)| k.clone())
             .collect();
+        if let Some(ids) = users
+            .get(&digest)
+            .filter(|ids| left.is_empty() && !ids.is_empty())
+        {
+            return Err(Error::InUse {
+                reference: reference.to_string(),
+                containers: ids.join(", "),
+            });
+        }
         if left.is_empty() {
             let p = self.record_path(&digest);
             match fs::remove_file(&p) {
