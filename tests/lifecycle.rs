@@ -2049,3 +2049,34 @@ fn run_with_terminal_proxies_the_pty() {
     );
     assert_eq!(out.status.code(), Some(3), "{text:?}");
 }
+
+/// `exec -t` without --console-socket: as for `run`, mica holds the pty and
+/// proxies it, and exits with the process's status.
+#[test]
+fn exec_with_terminal_proxies_the_pty() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "ttyx");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    c.create_ok(&b);
+    c.start_ok();
+    let cmd = format!(
+        "{} --root {} exec -t {} /bin/sh -c 'tty; exit 4'",
+        mica_bin(),
+        env.root.display(),
+        c.id
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/"),
+        "the exec'd process has no tty: {text:?}"
+    );
+    assert_eq!(out.status.code(), Some(4), "{text:?}");
+    let del = c.mica(&["delete", "--force", &c.id]);
+    assert!(del.ok(), "{del:?}");
+    c.assert_gone();
+}

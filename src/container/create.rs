@@ -304,6 +304,38 @@ fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hoo
     Ok(())
 }
 
+/// The console socket end to hand the container's process, and ours when
+/// mica itself holds the terminal: a terminal and nobody to hand it to (no
+/// --console-socket, not detached) makes mica the other end, as runc does.
+pub(super) fn console_ends(
+    socket: Option<&Path>,
+    terminal: bool,
+    detach: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match socket {
+        Some(p) => Ok((Some(connect_console(p)?), None)),
+        None if terminal && !detach => {
+            let (ours, theirs) =
+                super::tty::socketpair().map_err(|e| Error::io("socketpair", e))?;
+            Ok((Some(theirs), Some(ours)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
+/// Wait for the process to exit; with the terminal's master (ours), proxy
+/// it meanwhile. Returns its exit status as a shell reports it.
+pub(super) fn wait_process(
+    master: Option<OwnedFd>,
+    pid: i32,
+    mask: &nix::sys::signal::SigSet,
+) -> i32 {
+    match master {
+        Some(m) => super::tty::proxy_wait(m, pid, mask),
+        None => wait_forwarding(pid, mask),
+    }
+}
+
 /// The poststart hooks, once the process runs.
 fn poststart(st: &State, spec_hooks: Option<&oci_spec::runtime::Hooks>) {
     let list = spec_hooks
@@ -432,16 +464,7 @@ pub fn run_spec(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    // A terminal and nobody to hand it to: mica is the other end, as runc is.
-    let (console, own_tty) = match &opts.console_socket {
-        Some(p) => (Some(connect_console(p)?), None),
-        None if terminal && !detach => {
-            let (ours, theirs) =
-                super::tty::socketpair().map_err(|e| Error::io("socketpair", e))?;
-            (Some(theirs), Some(ours))
-        }
-        None => (None, None),
-    };
+    let (console, own_tty) = console_ends(opts.console_socket.as_deref(), terminal, detach)?;
     let Created {
         dir,
         state,
@@ -465,10 +488,7 @@ pub fn run_spec(
     if detach {
         return Ok(0);
     }
-    let code = match master {
-        Some(m) => super::tty::proxy_wait(m, pid, &mask),
-        None => wait_forwarding(pid, &mask),
-    };
+    let code = wait_process(master, pid, &mask);
     trace::phase("process ran");
     if !keep {
         super::ops::delete(root, id, true)?;

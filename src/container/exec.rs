@@ -1,6 +1,6 @@
 //! exec: run another process in a running container.
 
-use super::create::{block_signals, connect_console, load_spec, wait_forwarding, write_pid_file};
+use super::create::{block_signals, console_ends, load_spec, wait_process, write_pid_file};
 use super::error::{Error, Result};
 use super::state::{Dir, Status};
 use crate::launch::{self, plan};
@@ -103,12 +103,9 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
     }
     let mut spec = load_spec(&st.bundle)?;
     let process = process_for(spec.process().clone(), o)?;
+    let terminal = process.terminal().unwrap_or(false);
     spec.set_process(Some(process));
-    let console = o
-        .console_socket
-        .as_deref()
-        .map(connect_console)
-        .transpose()?;
+    let (console, own_tty) = console_ends(o.console_socket.as_deref(), terminal, o.detach)?;
     let plan = plan::build(
         &spec,
         plan::Options {
@@ -126,20 +123,28 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
     let mut spawned = launch::spawn(plan, st.cgroup.as_ref())?;
     // The container may be deleted while this process runs.
     drop(dir);
-    let r = (|| -> Result<()> {
+    let r = (|| -> Result<Option<std::os::fd::OwnedFd>> {
         spawned.go(|_| Vec::new())?;
         spawned.wait_ready(|| Ok(()))?;
+        let master = own_tty
+            .as_ref()
+            .map(super::tty::recv_master)
+            .transpose()
+            .map_err(|e| Error::io("receive the terminal", e))?;
         if let Some(p) = &o.pid_file {
             write_pid_file(p, spawned.pid())?;
         }
-        Ok(())
+        Ok(master)
     })();
-    if let Err(e) = r {
-        spawned.kill();
-        return Err(e);
-    }
+    let master = match r {
+        Ok(m) => m,
+        Err(e) => {
+            spawned.kill();
+            return Err(e);
+        }
+    };
     if o.detach {
         return Ok(0);
     }
-    Ok(wait_forwarding(spawned.pid(), &mask))
+    Ok(wait_process(master, spawned.pid(), &mask))
 }
