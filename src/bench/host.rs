@@ -33,76 +33,52 @@ fn join_rel(base: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// The cgroup hierarchies this process is in, from /proc/self/cgroup and
-/// /proc/self/mountinfo.
+/// The cgroup hierarchies this process is in: the mounts from the cgroups
+/// layer's reading of /proc/self/mountinfo, our place in each from
+/// /proc/self/cgroup.
 pub fn hierarchies() -> Vec<Hierarchy> {
+    use crate::cgroups::{layout, Layout};
+    let (v1, v2) = match layout() {
+        Ok(Layout::V1 { hierarchies }) => (hierarchies, None),
+        Ok(Layout::V2 { unified }) => (Vec::new(), Some(unified)),
+        Ok(Layout::Hybrid {
+            hierarchies,
+            unified,
+        }) => (hierarchies, Some(unified)),
+        Err(_) => return Vec::new(),
+    };
     let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    // (mount point, mount root, fstype, super options)
-    let mounts: Vec<(String, String, String, String)> = mi
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let f: Vec<&str> = pre.split(' ').collect();
-            let g: Vec<&str> = post.split(' ').collect();
-            Some((
-                unescape(f.get(4)?),
-                unescape(f.get(3)?),
-                g.first()?.to_string(),
-                g.get(2)?.to_string(),
-            ))
-        })
-        .filter(|m| m.2 == "cgroup" || m.2 == "cgroup2")
-        .collect();
     let mut out = Vec::new();
     for line in cg.lines() {
         let mut it = line.splitn(3, ':');
         let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
             continue;
         };
-        let m = if ctrls.is_empty() {
-            mounts.iter().find(|m| m.2 == "cgroup2")
+        let found = if ctrls.is_empty() {
+            v2.as_ref().map(|m| (&m.mount_point, &m.root, true))
         } else {
-            mounts.iter().find(|m| {
-                m.2 == "cgroup" && {
-                    let opts: Vec<&str> = m.3.split(',').collect();
-                    ctrls.split(',').all(|c| opts.contains(&c))
-                }
-            })
+            v1.iter()
+                .find(|m| {
+                    ctrls
+                        .split(',')
+                        .all(|c| m.controllers.iter().any(|x| x == c))
+                })
+                .map(|m| (&m.mount_point, &m.root, false))
         };
-        if let Some((mp, root, fstype, _)) = m {
+        if let Some((mp, root, v2)) = found {
             let own = path
                 .strip_prefix(root.as_str())
                 .unwrap_or(path)
                 .trim_matches('/')
                 .to_string();
             out.push(Hierarchy {
-                mount: PathBuf::from(mp),
-                v2: fstype == "cgroup2",
+                mount: mp.clone(),
+                v2,
                 own,
             });
         }
     }
     out
-}
-
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push(((b[i + 1] - b'0') << 6) | ((b[i + 2] - b'0') << 3) | (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where the bench's containers put their cgroups, and what to clean.
