@@ -1249,6 +1249,15 @@ fn write(path: &Path, value: &str) -> Result<()> {
         .map_err(|err| write_error(path, value, err))
 }
 
+/// A `linux.resources` value the kernel would refuse (or misread).
+fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
+    Error::InvalidValue {
+        field: format!("linux.resources.{field}"),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
 fn write_error(path: &Path, value: &str, err: std::io::Error) -> Error {
     Error::Write {
         path: path.to_path_buf(),

@@ -11,8 +11,8 @@ use oci_spec::runtime::{
 };
 
 use super::{
-    check_page_size, nonzero, read, read_opt, write, write_error, Error, HierarchyDir, Result,
-    POLL, WAIT,
+    check_page_size, invalid, nonzero, read, read_opt, write, write_error, Error, HierarchyDir,
+    Result, POLL, WAIT,
 };
 
 /// Fill empty cpuset.cpus / cpuset.mems along the path to the cgroup, from
@@ -51,14 +51,6 @@ pub(super) fn init_cpuset(h: &HierarchyDir) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
-    Error::InvalidValue {
-        field: format!("linux.resources.{field}"),
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
 }
 
 /// Check the memory values that must be consistent before writing anything.

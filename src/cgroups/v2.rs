@@ -11,8 +11,8 @@ use oci_spec::runtime::{
 };
 
 use super::{
-    check_page_size, nonzero, read, read_opt, v1::check_memory_values, write, Error, HierarchyDir,
-    Result, POLL, WAIT,
+    check_page_size, invalid, nonzero, read, read_opt, v1::check_memory_values, write, Error,
+    HierarchyDir, Result, POLL, WAIT,
 };
 
 /// Controllers `create` enables for the container (when available).
@@ -71,14 +71,6 @@ pub(super) fn enable_controllers(h: &HierarchyDir) -> Result<()> {
         cur.push(c);
     }
     Ok(())
-}
-
-fn invalid(field: &str, value: impl ToString, reason: &str) -> Error {
-    Error::InvalidValue {
-        field: format!("linux.resources.{field}"),
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
 }
 
 fn unsupported(field: &str) -> Error {
