@@ -515,6 +515,17 @@ fn remove_cgroup_tree(rel: &str) {
     }
 }
 
+/// The teardown check of every engine suite: no cgroup left under `parent`
+/// (in any hierarchy), no mount under `dir`, and `dir` itself gone.
+fn nothing_left(parent: &str, dir: &Path) -> Result<(), String> {
+    let left = cgroup_tree_exists(parent);
+    ensure!(left.is_empty(), "cgroups left: {left:?}");
+    let m = mounts_under(dir);
+    ensure!(m.is_empty(), "mounts left: {m:?}");
+    ensure!(!dir.exists(), "{} left", dir.display());
+    Ok(())
+}
+
 fn cgroup_tree_exists(rel: &str) -> Vec<PathBuf> {
     cgroup_mounts()
         .into_iter()
@@ -1356,12 +1367,7 @@ fn podman_suite(rt: Runtime) {
     let dir = p.dir.path().to_path_buf();
     drop(p);
     s.check("teardown: no cgroup, mount or temp dir left", || {
-        let left = cgroup_tree_exists(&parent);
-        ensure!(left.is_empty(), "cgroups left: {left:?}");
-        let m = mounts_under(&dir);
-        ensure!(m.is_empty(), "mounts left: {m:?}");
-        ensure!(!dir.exists(), "{} left", dir.display());
-        Ok(())
+        nothing_left(&parent, &dir)
     });
     s.finish();
 }
@@ -1984,12 +1990,7 @@ fn containerd_suite(rt: Runtime) {
                 st.is_empty() || !st.contains("containerd"),
                 "containerd {pid} still there: {st}"
             );
-            let left = cgroup_tree_exists(&format!("/{ns}"));
-            ensure!(left.is_empty(), "cgroups left: {left:?}");
-            let m = mounts_under(&dir);
-            ensure!(m.is_empty(), "mounts left: {m:?}");
-            ensure!(!dir.exists(), "{} left", dir.display());
-            Ok(())
+            nothing_left(&format!("/{ns}"), &dir)
         },
     );
     s.finish();
@@ -2244,14 +2245,7 @@ fn cri_suite(rt: Runtime) {
     remove_cgroup_tree(&parent);
     s.check(
         "teardown: containerd stopped, no cgroup, mount or temp dir left",
-        || {
-            let left = cgroup_tree_exists(&parent);
-            ensure!(left.is_empty(), "cgroups left: {left:?}");
-            let m = mounts_under(&d);
-            ensure!(m.is_empty(), "mounts left: {m:?}");
-            ensure!(!d.exists(), "{} left", d.display());
-            Ok(())
-        },
+        || nothing_left(&parent, &d),
     );
     s.finish();
 }
