@@ -56,6 +56,26 @@ impl World {
         );
     }
 
+    /// `launch -d ARGS` with stdout to `out` (or nowhere): the container
+    /// inherits it, so it must not be a pipe we would wait on.
+    fn launch_detached(&self, args: &[&str], out: Option<&Path>) -> std::process::ExitStatus {
+        let stdout = match out {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
+        self.env
+            .cmd()
+            .arg("--store")
+            .arg(&self.store)
+            .args(["launch", "-d"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    }
+
     fn launch(&self, args: &[&str]) -> (i32, String, String) {
         let mut a = vec!["launch"];
         a.extend_from_slice(args);
@@ -197,18 +217,7 @@ fn image_rm_refuses_an_image_containers_use() {
     w.image(&fixtures().join("busybox"), "bb:1", r#"["/bin/true"]"#);
     // Tracked: deleted (--force) when the test ends, even if it fails.
     let id = w.env.id("user");
-    // The container inherits stdout/stderr: not pipes we would wait on.
-    let status = w
-        .env
-        .cmd()
-        .arg("--store")
-        .arg(&w.store)
-        .args(["launch", "-d", "--name", &id, "bb:1", "sleep", "600"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let status = w.launch_detached(&["--name", &id, "bb:1", "sleep", "600"], None);
     assert!(status.success());
     let layers = || std::fs::read_dir(w.store.join("layers")).unwrap().count();
     let before = layers();
@@ -432,14 +441,8 @@ fn detached_launch_keeps_running_until_deleted() {
     );
     // The container inherits stdout: a file, not a pipe we would wait on forever.
     let out_file = w.env.tmp.path().join("launch.out");
-    let status = w
-        .env
-        .cmd()
-        .arg("--store")
-        .arg(&w.store)
-        .args([
-            "launch",
-            "-d",
+    let status = w.launch_detached(
+        &[
             "--name",
             "bg1",
             "micro/probe:1",
@@ -448,11 +451,9 @@ fn detached_launch_keeps_running_until_deleted() {
             "--quiet",
             "--sleep",
             "inf",
-        ])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .status()
-        .unwrap();
+        ],
+        Some(&out_file),
+    );
     let out = std::fs::read_to_string(&out_file).unwrap();
     assert_eq!((status.code(), out.trim()), (Some(0), "bg1"));
     let st = w.env.state("bg1");

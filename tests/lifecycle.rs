@@ -2037,9 +2037,15 @@ fn run_with_terminal_proxies_the_pty() {
         b.display(),
         id
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(std::process::Stdio::null())
+    assert_has_tty_under_script(&cmd, 3);
+}
+
+/// Run the shell command `cmd` under script(1) (so mica has a terminal of
+/// its own); its process must print a pty name and exit with `code`.
+fn assert_has_tty_under_script(cmd: &str, code: i32) {
+    let out = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(Stdio::null())
         .output()
         .expect("script (bsdutils)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -2047,7 +2053,7 @@ fn run_with_terminal_proxies_the_pty() {
         text.contains("/dev/pts/"),
         "the process has no tty: {text:?}"
     );
-    assert_eq!(out.status.code(), Some(3), "{text:?}");
+    assert_eq!(out.status.code(), Some(code), "{text:?}");
 }
 
 /// `exec -t` without --console-socket: as for `run`, mica holds the pty and
@@ -2065,17 +2071,7 @@ fn exec_with_terminal_proxies_the_pty() {
         env.root.display(),
         c.id
     );
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("script (bsdutils)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("/dev/pts/"),
-        "the exec'd process has no tty: {text:?}"
-    );
-    assert_eq!(out.status.code(), Some(4), "{text:?}");
+    assert_has_tty_under_script(&cmd, 4);
     let del = c.mica(&["delete", "--force", &c.id]);
     assert!(del.ok(), "{del:?}");
     c.assert_gone();
