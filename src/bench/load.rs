@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Rounds per concurrency level: the contenders take turns, each starting
-/// its share of the containers per round (the order reversed every other
-/// round), so drift on a shared machine hits all alike.
+/// its share of the containers per round (in a new order each round, as the
+/// timed rounds), so drift on a shared machine hits all alike.
 const ROUNDS: usize = 4;
 
 /// What one contender did at one concurrency level, summed over the rounds.
@@ -77,11 +77,7 @@ pub fn throughput(
         let mut sums: Vec<Batch> = contenders.iter().map(|_| Batch::default()).collect();
         for round in 0..rounds {
             let n = total / rounds + usize::from(round < total % rounds);
-            let mut order: Vec<usize> = (0..contenders.len()).collect();
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for i in order {
+            for i in super::round_order(contenders.len(), round) {
                 let c = contenders[i];
                 progress(&format!(
                     "throughput: {} at concurrency {conc}, round {}/{rounds}",
