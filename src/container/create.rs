@@ -101,10 +101,10 @@ fn create_with(
     exec_now: bool,
 ) -> Result<Created> {
     state::validate_id(id)?;
-    let linux = spec.linux().clone().unwrap_or_default();
-    let cg_path = linux
-        .cgroups_path()
+    let cg_path = spec
+        .linux()
         .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     // Where the cgroup will be (nothing is created yet).
     let cg = Cgroup::resolve(cg_path.as_deref(), id)?;
@@ -188,7 +188,9 @@ fn create_with(
                 dir.save(st)?;
             }
             cg.create_v1()?;
-            apply_resources(&cg, &linux)?;
+            if let Some(linux) = spec.linux() {
+                apply_resources(&cg, linux)?;
+            }
             trace::phase("cgroup");
             spawned.go(|pid| {
                 if container_hooks {
@@ -321,6 +323,14 @@ pub(super) fn console_ends(
         }
         None => Ok((None, None)),
     }
+}
+
+/// The terminal's master, from the container process, when mica holds the
+/// terminal (our end of [`console_ends`]).
+pub(super) fn receive_terminal(own: Option<&OwnedFd>) -> Result<Option<OwnedFd>> {
+    own.map(super::tty::recv_master)
+        .transpose()
+        .map_err(|e| Error::io("receive the terminal", e))
 }
 
 /// Wait for the process to exit; with the terminal's master (ours), proxy
@@ -472,12 +482,12 @@ pub fn run_spec(
         spec,
     } = create_with(root, id, opts, bundle, spec, console, true)?;
     let pid = spawned.pid();
-    let master = match own_tty.as_ref().map(super::tty::recv_master).transpose() {
+    let master = match receive_terminal(own_tty.as_ref()) {
         Ok(m) => m,
         Err(e) => {
             spawned.kill();
             let _ = super::ops::destroy(&dir, &state);
-            return Err(Error::io("receive the terminal", e));
+            return Err(e);
         }
     };
     poststart(&state, spec.hooks().as_ref());

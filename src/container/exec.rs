@@ -1,6 +1,8 @@
 //! exec: run another process in a running container.
 
-use super::create::{block_signals, console_ends, load_spec, wait_process, write_pid_file};
+use super::create::{
+    block_signals, console_ends, load_spec, receive_terminal, wait_process, write_pid_file,
+};
 use super::error::{Error, Result};
 use super::state::{Dir, Status};
 use crate::launch::{self, plan};
@@ -126,11 +128,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
     let r = (|| -> Result<Option<std::os::fd::OwnedFd>> {
         spawned.go(|_| Vec::new())?;
         spawned.wait_ready(|| Ok(()))?;
-        let master = own_tty
-            .as_ref()
-            .map(super::tty::recv_master)
-            .transpose()
-            .map_err(|e| Error::io("receive the terminal", e))?;
+        let master = receive_terminal(own_tty.as_ref())?;
         if let Some(p) = &o.pid_file {
             write_pid_file(p, spawned.pid())?;
         }
