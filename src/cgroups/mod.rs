@@ -695,8 +695,8 @@ impl Cgroup {
 
     /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
     pub fn create_v2(&self) -> Result<()> {
-        self.check()?;
         if let Some(h) = &self.v2 {
+            h.check()?;
             h.mkdirs()?;
             v2::enable_controllers(h)?;
         }
@@ -705,7 +705,7 @@ impl Cgroup {
 
     /// The v1 part of [`create`](Self::create) (what the process joins itself).
     pub fn create_v1(&self) -> Result<()> {
-        self.check()?;
+        self.v1.iter().try_for_each(HierarchyDir::check)?;
         for h in &self.v1 {
             h.mkdirs()?;
             if h.has("cpuset") {
