@@ -147,10 +147,12 @@ fn image(
     cmd: &ImageCommand,
 ) -> Result<(), cl::Failure> {
     let s = cl::open_store(store)?;
-    let fail = |e: mica::image::Error| cl::Failure {
-        code: 1,
-        message: e.to_string(),
-    };
+    fn fail(e: impl std::fmt::Display) -> cl::Failure {
+        cl::Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
     match cmd {
         ImageCommand::Import {
             path,
@@ -167,10 +169,7 @@ fn image(
         ImageCommand::Ls => cl::print_images(&s.list().map_err(fail)?),
         ImageCommand::Inspect { reference } => print_json(&s.inspect(reference).map_err(fail)?),
         ImageCommand::Rm { reference } => {
-            let users = cl::image_users(root).map_err(|e| cl::Failure {
-                code: 1,
-                message: e.to_string(),
-            })?;
+            let users = cl::image_users(root).map_err(fail)?;
             s.remove(reference, &users).map_err(fail)?
         }
         ImageCommand::Tag { reference, name } => s.tag(reference, name).map_err(fail)?,
