@@ -31,6 +31,24 @@ impl World {
             .expect("run mica")
     }
 
+    /// `mica ARGS`, which must succeed.
+    fn mica_ok(&self, args: &[&str]) -> Output {
+        let out = self.mica(args);
+        assert!(
+            out.status.success(),
+            "mica {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `mica ARGS`, which must fail; its stderr.
+    fn mica_err(&self, args: &[&str]) -> String {
+        let out = self.mica(args);
+        assert!(!out.status.success(), "mica {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Pack `rootfs` as NAME:TAG (Cmd = `cmd`) and import it.
     fn image(&self, rootfs: &Path, name: &str, cmd: &str) {
         let tar = self
@@ -48,12 +66,7 @@ impl World {
             .status()
             .unwrap();
         assert!(st.success(), "make-image.sh failed");
-        let out = self.mica(&["image", "import", tar.to_str().unwrap(), "--name", name]);
-        assert!(
-            out.status.success(),
-            "import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.mica_ok(&["image", "import", tar.to_str().unwrap(), "--name", name]);
     }
 
     /// `launch -d ARGS` with stdout to `out` (or nowhere): the container
@@ -208,53 +221,58 @@ fn mountpoints_layer_only_when_a_mount_lands_in_it() {
 }
 
 /// `image rm` keeps an image containers under the state root were launched
-/// from (running or stopped, as docker does), so `prune` keeps its layers;
-/// removing another of its names is fine. Once the containers are deleted,
+/// from, running or stopped (as docker does), so `prune` keeps its layers;
+/// removing another of its names is fine. Once the last of them is deleted,
 /// the image goes and `prune` takes its layers.
 #[test]
 fn image_rm_refuses_an_image_containers_use() {
     let w = World::new();
     w.image(&fixtures().join("busybox"), "bb:1", r#"["/bin/true"]"#);
     // Tracked: deleted (--force) when the test ends, even if it fails.
-    let id = w.env.id("user");
-    let status = w.launch_detached(&["--name", &id, "bb:1", "sleep", "600"], None);
+    let running = w.env.id("user");
+    let status = w.launch_detached(&["--name", &running, "bb:1", "sleep", "600"], None);
     assert!(status.success());
+    // Without --rm the stopped container stays.
+    let stopped = w.env.id("user");
+    let (code, _, err) = w.launch(&["--name", &stopped, "bb:1", "true"]);
+    assert_eq!(code, 0, "{err}");
     let layers = || std::fs::read_dir(w.store.join("layers")).unwrap().count();
     let before = layers();
     assert!(before > 0);
 
-    let rm = w.mica(&["image", "rm", "bb:1"]);
-    let e = String::from_utf8_lossy(&rm.stderr);
-    assert!(!rm.status.success(), "rm of an image in use succeeded");
-    assert!(e.contains(&format!("used by container(s) {id}")), "{e}");
-    assert!(w.mica(&["image", "prune"]).status.success());
+    // The ids the refusal names: "... used by container(s) A, B: delete them first".
+    let users = |e: &str| -> Vec<String> {
+        let list = e
+            .split_once("used by container(s) ")
+            .and_then(|(_, r)| r.split_once(':'))
+            .unwrap_or_else(|| panic!("no container list in {e:?}"))
+            .0;
+        let mut v: Vec<String> = list.split(", ").map(String::from).collect();
+        v.sort();
+        v
+    };
+    let mut both = vec![running.clone(), stopped.clone()];
+    both.sort();
+    assert_eq!(users(&w.mica_err(&["image", "rm", "bb:1"])), both);
+    w.mica_ok(&["image", "prune"]);
     assert_eq!(
         layers(),
         before,
         "prune took the layers of a running container"
     );
     // Another name of the same image can go: the image keeps bb:1.
-    assert!(w.mica(&["image", "tag", "bb:1", "bb:2"]).status.success());
-    let rm2 = w.mica(&["image", "rm", "bb:2"]);
-    assert!(
-        rm2.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rm2.stderr)
-    );
+    w.mica_ok(&["image", "tag", "bb:1", "bb:2"]);
+    w.mica_ok(&["image", "rm", "bb:2"]);
 
-    let del = w.mica(&["delete", "--force", &id]);
-    assert!(
-        del.status.success(),
-        "{}",
-        String::from_utf8_lossy(&del.stderr)
+    // The stopped container alone still holds the image.
+    w.mica_ok(&["delete", "--force", &running]);
+    assert_eq!(
+        users(&w.mica_err(&["image", "rm", "bb:1"])),
+        vec![stopped.clone()]
     );
-    let rm = w.mica(&["image", "rm", "bb:1"]);
-    assert!(
-        rm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rm.stderr)
-    );
-    assert!(w.mica(&["image", "prune"]).status.success());
+    w.mica_ok(&["delete", &stopped]);
+    w.mica_ok(&["image", "rm", "bb:1"]);
+    w.mica_ok(&["image", "prune"]);
     assert!(
         layers() < before,
         "prune kept the layers of a removed image"
@@ -460,8 +478,7 @@ fn detached_launch_keeps_running_until_deleted() {
     assert_eq!(st["status"], "running");
     let bundle = PathBuf::from(st["bundle"].as_str().unwrap());
     assert!(bundle.exists());
-    let out = w.mica(&["delete", "--force", "bg1"]);
-    assert!(out.status.success());
+    w.mica_ok(&["delete", "--force", "bg1"]);
     assert!(
         !bundle.exists(),
         "the launch bundle goes with the container"
