@@ -588,11 +588,7 @@ fn missing_mountpoint_in_readonly_root_fails_cleanly() {
         !fixture_path(&dest).exists(),
         "{dest} was created in the fixture"
     );
-    assert_eq!(
-        env.state_entries(),
-        Vec::<String>::new(),
-        "state left behind"
-    );
+    env.assert_state_empty();
 }
 
 // ------------------------------------------------------------------ 6. masked and read-only paths
@@ -895,11 +891,7 @@ fn exit_status_is_returned() {
     let (code, out, err) = run_limited(&env, &b, &[]);
     assert_eq!(code, 7, "stdout={out} stderr={err}");
     assert_eq!(parse_probe(&out)["pid"], 1);
-    assert_eq!(
-        env.state_entries(),
-        Vec::<String>::new(),
-        "state left behind"
-    );
+    env.assert_state_empty();
 }
 
 #[test]
@@ -914,11 +906,7 @@ fn missing_command_fails_and_leaves_nothing() {
         "{err:?}"
     );
     assert!(err.contains("/nope"), "{err:?}");
-    assert_eq!(
-        env.state_entries(),
-        Vec::<String>::new(),
-        "state left behind"
-    );
+    env.assert_state_empty();
     let (code, list, err) = mica_limited(&env, &["list", "-q"]);
     assert_eq!(code, 0, "list: {err}");
     assert_eq!(list.trim(), "");
@@ -931,11 +919,7 @@ fn non_executable_command_is_permission_denied() {
     let (code, out, err) = run_limited(&env, &b, &[]);
     assert_ne!(code, 0, "stdout={out} stderr={err}");
     assert!(lower(&err).contains("permission denied"), "{err:?}");
-    assert_eq!(
-        env.state_entries(),
-        Vec::<String>::new(),
-        "state left behind"
-    );
+    env.assert_state_empty();
 }
 
 // ------------------------------------------------------------------ 12. console
@@ -1118,11 +1102,7 @@ fn terminal_via_console_socket() {
     }
     let (code, _, err) = mica_limited(&env, &["delete", &id]);
     assert_eq!(code, 0, "delete: {err}");
-    assert_eq!(
-        env.state_entries(),
-        Vec::<String>::new(),
-        "state left behind"
-    );
+    env.assert_state_empty();
 }
 
 /// `state` (and so `start`) must answer while the init waits for `start`:

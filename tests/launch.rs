@@ -168,11 +168,7 @@ fn root_and_image_are_read_only_only_tmpfs_and_volumes_write() {
     assert_eq!(p["seccomp"], 2);
     assert_eq!(p["pid"], 1);
     // --rm: nothing left in the state root.
-    assert!(
-        w.env.state_entries().is_empty(),
-        "{:?}",
-        w.env.state_entries()
-    );
+    w.env.assert_state_empty();
 }
 
 /// The filesystem type of the container's root, from its mountinfo.
@@ -213,11 +209,7 @@ fn mountpoints_layer_only_when_a_mount_lands_in_it() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("from-the-host\n"), "{out}");
     assert_eq!(root_fstype(&out).as_deref(), Some("overlay"), "{out}");
-    assert!(
-        w.env.state_entries().is_empty(),
-        "{:?}",
-        w.env.state_entries()
-    );
+    w.env.assert_state_empty();
 }
 
 /// `image rm` keeps an image containers under the state root were launched
@@ -277,11 +269,7 @@ fn image_rm_refuses_an_image_containers_use() {
         layers() < before,
         "prune kept the layers of a removed image"
     );
-    assert!(
-        w.env.state_entries().is_empty(),
-        "{:?}",
-        w.env.state_entries()
-    );
+    w.env.assert_state_empty();
 }
 
 #[test]
@@ -339,11 +327,7 @@ fn exit_statuses_follow_docker() {
     let (code, _, err) = w.launch(&["--rm", "--memory", "lots", "bb:1"]);
     assert_eq!(code, 125, "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        w.env.state_entries().is_empty(),
-        "{:?}",
-        w.env.state_entries()
-    );
+    w.env.assert_state_empty();
 }
 
 #[test]
@@ -483,7 +467,7 @@ fn detached_launch_keeps_running_until_deleted() {
         !bundle.exists(),
         "the launch bundle goes with the container"
     );
-    assert!(w.env.state_entries().is_empty());
+    w.env.assert_state_empty();
 }
 
 #[test]
@@ -503,11 +487,7 @@ fn concurrent_launches_of_one_image() {
     for t in threads {
         assert_eq!(t.join().unwrap(), 0);
     }
-    assert!(
-        w.env.state_entries().is_empty(),
-        "{:?}",
-        w.env.state_entries()
-    );
+    w.env.assert_state_empty();
     let out = w.mica(&["image", "verify", "micro/probe:1"]);
     assert!(
         out.status.success(),

@@ -949,7 +949,7 @@ fn run_returns_exit_code_and_cleans_up() {
         assert_eq!(j["args"], json!([PROBE, "--exit", code_s]));
         c.assert_gone();
     }
-    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    env.assert_state_empty();
 }
 
 #[test]
@@ -1505,7 +1505,7 @@ fn failing_prestart_hook_fails_create() {
     assert_fails_with(&out, "hook", "create with a failing prestart hook");
     assert!(!after.exists(), "the hook after the failing one ran");
     c.assert_gone();
-    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    env.assert_state_empty();
 
     // run too.
     let c = Ctr::new(&env, "hookfailrun");
@@ -1672,7 +1672,7 @@ fn bad_bundle_and_bad_id() {
             assert_eq!(out.stdout, "", "{cmd} with id {bad:?} ran the process");
         }
     }
-    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    env.assert_state_empty();
 }
 
 // ---------------------------------------------------------------------------
@@ -1751,7 +1751,7 @@ fn crash_loop(cmd: &str) {
         had_dir > 0,
         "no kill ever left a state dir: the delays miss mica's work"
     );
-    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+    env.assert_state_empty();
 }
 
 #[test]

@@ -169,6 +169,12 @@ impl Env {
         parse_probe(&out)
     }
 
+    /// Nothing left in the state root (see [`Env::state_entries`]).
+    pub fn assert_state_empty(&self) {
+        let left = self.state_entries();
+        assert!(left.is_empty(), "left in the state root: {left:?}");
+    }
+
     /// Entries of the state root (empty when it does not exist); a launch
     /// bundle left in `.bundles/` shows as `.bundles/<id>`, an empty
     /// `.bundles` left behind as `.bundles`.
