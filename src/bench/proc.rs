@@ -2,10 +2,10 @@
 //! `wait4`, and the peak RSS `wait4` reports (the process and the children it
 //! reaped, e.g. `runc init`).
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -133,8 +133,8 @@ fn wrapped(cmd: &Command, sw: &Path) -> Command {
 
 /// Spawn `cmd` (stdin from /dev/null, output to `spawn.output` or /dev/null),
 /// wait for it with `wait4` and time it. Every command is spawned the same way
-/// (fork + exec, with `PR_SET_PDEATHSIG`; through the stopwatch when there is
-/// one and the start is timed), so the contenders pay the same.
+/// ([`vfork_exec`], with `PR_SET_PDEATHSIG`; through the stopwatch when there
+/// is one and the start is timed), so the contenders pay the same.
 pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
     let Some(sw) = stopwatch().filter(|_| spawn.timed) else {
         return run_direct(cmd, spawn, None);
@@ -164,41 +164,20 @@ pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
 }
 
 fn run_direct(cmd: &mut Command, spawn: &Spawn, report: Option<OwnedFd>) -> io::Result<Outcome> {
-    cmd.stdin(Stdio::null());
-    match spawn.output {
-        Some(o) => {
-            cmd.stdout(o.out.try_clone()?);
-            cmd.stderr(o.err.try_clone()?);
-        }
-        None => {
-            cmd.stdout(Stdio::null());
-            cmd.stderr(Stdio::null());
-        }
-    }
-    let ns = spawn.mount_ns;
-    let report_fd = report.as_ref().map(|f| f.as_raw_fd());
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if let Some(fd) = ns {
-                if libc::setns(fd, libc::CLONE_NEWNS) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if let Some(fd) = report_fd {
-                if libc::dup2(fd, 3) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    let null = File::open("/dev/null")?;
+    let (out, err) = match spawn.output {
+        Some(o) => (o.out.as_raw_fd(), o.err.as_raw_fd()),
+        None => (null.as_raw_fd(), null.as_raw_fd()),
+    };
+    let fds = [
+        null.as_raw_fd(),
+        out,
+        err,
+        report.as_ref().map_or(-1, |f| f.as_raw_fd()),
+    ];
     let t0 = Instant::now();
-    let child = cmd.spawn()?;
+    let pid = vfork_exec(cmd, fds, spawn.mount_ns)?;
     drop(report);
-    let pid = child.id() as i32;
-    // We reap it ourselves (wait4 for the rusage); std never waits for it.
-    std::mem::forget(child);
     let mut timed_out = false;
     if let Some(t) = spawn.timeout {
         if !wait_exit(pid, Some(t))? {
@@ -213,6 +192,162 @@ fn run_direct(cmd: &mut Command, spawn: &Spawn, report: Option<OwnedFd>) -> io::
         maxrss_kib,
         timed_out,
     })
+}
+
+/// What the child of [`vfork_exec`] needs, all made before the clone.
+struct Exec {
+    path: CString,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// Sources for fds 0, 1, 2, 3 (-1: leave that fd closed).
+    fds: [RawFd; 4],
+    mount_ns: RawFd,
+    /// The errno of the step that failed; 0 when execve succeeded.
+    errno: std::sync::atomic::AtomicI32,
+}
+
+/// Start `cmd` (program, arguments, environment changes) with `fds` as its
+/// fds 0-3, in mount namespace `mount_ns` if given, and return its pid.
+///
+/// Spawned as Go's os/exec spawns (containerd, podman and kubelet start
+/// runtimes so): `clone(CLONE_VM | CLONE_VFORK)` on a stack of its own, the
+/// calling thread waiting until the child has exec'd. A fork of this
+/// multithreaded bench would copy its page tables and turn every thread's
+/// next write into a copy-on-write fault, on the CPUs the contenders run on
+/// (~0.5 ms of CPU per start at concurrency 4 here). Between clone and
+/// execve the child makes system calls only; every string and pointer it
+/// uses is made before the clone.
+pub(super) fn vfork_exec(
+    cmd: &Command,
+    fds: [RawFd; 4],
+    mount_ns: Option<RawFd>,
+) -> io::Result<i32> {
+    use std::ffi::{CString, OsStr};
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &OsStr| {
+        CString::new(s.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in a command"))
+    };
+    if cmd.get_current_dir().is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a working directory for a bench command",
+        ));
+    }
+    let prog = cmd.get_program();
+    let path = which(&prog.to_string_lossy()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: not found", prog.to_string_lossy()),
+        )
+    })?;
+    let args = std::iter::once(prog)
+        .chain(cmd.get_args())
+        .map(cstr)
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut env: std::collections::BTreeMap<_, _> = std::env::vars_os().collect();
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
+            None => env.remove(k),
+        };
+    }
+    let env = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstr(&kv)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    // The sources move above the targets (0-3), so no dup2 closes a
+    // source a later one needs; these copies are close-on-exec.
+    let high = fds
+        .iter()
+        .map(|&fd| {
+            if fd < 0 {
+                return Ok(None);
+            }
+            let h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+            if h < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Some(unsafe { OwnedFd::from_raw_fd(h) }))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut src = [-1; 4];
+    for (s, h) in src.iter_mut().zip(&high) {
+        *s = h.as_ref().map_or(-1, |h| h.as_raw_fd());
+    }
+    let exec = Exec {
+        path: cstr(path.as_os_str())?,
+        argv: ptrs(&args),
+        envp: ptrs(&env),
+        fds: src,
+        mount_ns: mount_ns.unwrap_or(-1),
+        errno: std::sync::atomic::AtomicI32::new(0),
+    };
+    let mut stack = vec![0u8; 64 << 10];
+    let pid = unsafe {
+        // The stack grows down from its (16-byte aligned) end.
+        let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
+        libc::clone(
+            vfork_child,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &exec as *const Exec as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // CLONE_VFORK: the child has exec'd or exited by now.
+    let errno = exec.errno.load(std::sync::atomic::Ordering::Acquire);
+    if errno != 0 {
+        let _ = wait4(pid);
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
+}
+
+/// The child of [`vfork_exec`]: it shares our memory until execve.
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    let e = unsafe { &*(arg as *const Exec) };
+    let fail = || {
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL);
+        e.errno
+            .store(errno.max(1), std::sync::atomic::Ordering::Release);
+        unsafe { libc::_exit(127) }
+    };
+    unsafe {
+        // Signals as a new process has them: none blocked, SIGPIPE (which
+        // Rust ignores) back to its default.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if e.mount_ns >= 0 && libc::setns(e.mount_ns, libc::CLONE_NEWNS) < 0 {
+            fail();
+        }
+        for (target, &src) in e.fds.iter().enumerate() {
+            if src >= 0 && libc::dup2(src, target as RawFd) < 0 {
+                fail();
+            }
+        }
+        libc::execve(e.path.as_ptr(), e.argv.as_ptr(), e.envp.as_ptr());
+    }
+    fail();
+    127
 }
 
 /// `wait4(pid)`: (status as a shell shows it, ru_maxrss in KiB).

@@ -299,3 +299,56 @@ fn harness() {
     let r = run(&o).unwrap_or_else(|e| panic!("mica bench: {e}"));
     print!("{}", r.text());
 }
+
+/// The bench's spawn: arguments, environment changes, fds 0-3 and a fresh
+/// signal state reach the command; a missing program is an error.
+#[test]
+fn vfork_exec_sets_up_the_command() {
+    use super::proc::{self, Output};
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join(format!("mica-bench-spawn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut out = Output::new(&dir, "t").unwrap();
+    let report = std::fs::File::create(dir.join("report")).unwrap();
+    std::env::set_var("MICA_BENCH_SPAWN_GONE", "still here");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "echo \"$1 ${MICA_BENCH_SPAWN_SET} ${MICA_BENCH_SPAWN_GONE-unset}\"; \
+         grep -E '^Sig(Blk|Ign)' /proc/self/status; echo oops >&2; echo r >&3; exit 3",
+        "sh",
+        "arg one",
+    ])
+    .env("MICA_BENCH_SPAWN_SET", "set")
+    .env_remove("MICA_BENCH_SPAWN_GONE");
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let fds = [
+        null.as_raw_fd(),
+        out.out.as_raw_fd(),
+        out.err.as_raw_fd(),
+        report.as_raw_fd(),
+    ];
+    let pid = proc::vfork_exec(&cmd, fds, None).unwrap();
+    assert_eq!(proc::wait4(pid).unwrap().0, 3);
+    let stdout = out.stdout();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("arg one set unset"));
+    assert_eq!(lines.next(), Some("SigBlk:\t0000000000000000"));
+    // Rust ignores SIGPIPE in this process; the command has it back.
+    let ignored = |line: &str| {
+        let hex = line.trim_start_matches("SigIgn:").trim();
+        u64::from_str_radix(hex, 16).unwrap() & (1 << (libc::SIGPIPE - 1)) != 0
+    };
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(ignored(
+        own.lines().find(|l| l.starts_with("SigIgn:")).unwrap()
+    ));
+    assert!(!ignored(lines.next().unwrap()));
+    assert_eq!(out.stderr(), "oops\n");
+    assert_eq!(std::fs::read_to_string(dir.join("report")).unwrap(), "r\n");
+    let missing = std::process::Command::new("/nonexistent/mica-bench-program");
+    let e = proc::vfork_exec(&missing, fds, None).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    std::env::remove_var("MICA_BENCH_SPAWN_GONE");
+    let _ = std::fs::remove_dir_all(&dir);
+}
