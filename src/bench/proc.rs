@@ -35,14 +35,21 @@ pub struct Output {
 }
 
 impl Output {
+    /// Empty files `dir/name.out` and `.err`. One already empty is not
+    /// truncated (a file truncated to zero is flushed to disk when closed on
+    /// ext4, a disk write per start on the CPUs the contenders run on).
     pub fn new(dir: &Path, name: &str) -> io::Result<Output> {
         let open = |ext: &str| {
-            std::fs::OpenOptions::new()
+            let f = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
-                .truncate(true)
-                .open(dir.join(format!("{name}.{ext}")))
+                .truncate(false)
+                .open(dir.join(format!("{name}.{ext}")))?;
+            if f.metadata()?.len() > 0 {
+                f.set_len(0)?;
+            }
+            Ok::<_, io::Error>(f)
         };
         Ok(Output {
             out: open("out")?,
@@ -194,11 +201,17 @@ fn run_direct(cmd: &mut Command, spawn: &Spawn, report: Option<OwnedFd>) -> io::
     })
 }
 
+extern "C" {
+    /// The process's environment (glibc and musl both have it). The bench
+    /// never changes its environment while it runs commands.
+    static environ: *const *const libc::c_char;
+}
+
 /// What the child of [`vfork_exec`] needs, all made before the clone.
 struct Exec {
     path: CString,
     argv: Vec<*const libc::c_char>,
-    envp: Vec<*const libc::c_char>,
+    envp: *const *const libc::c_char,
     /// Sources for fds 0, 1, 2, 3 (-1: leave that fd closed).
     fds: [RawFd; 4],
     mount_ns: RawFd,
@@ -245,22 +258,28 @@ pub(super) fn vfork_exec(
         .chain(cmd.get_args())
         .map(cstr)
         .collect::<io::Result<Vec<_>>>()?;
-    let mut env: std::collections::BTreeMap<_, _> = std::env::vars_os().collect();
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
-            None => env.remove(k),
-        };
-    }
-    let env = env
-        .iter()
-        .map(|(k, v)| {
-            let mut kv = k.clone();
-            kv.push("=");
-            kv.push(v);
-            cstr(&kv)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
+    // Our environment as it is, or with the command's changes.
+    let env = if cmd.get_envs().len() == 0 {
+        None
+    } else {
+        let mut env: std::collections::BTreeMap<_, _> = std::env::vars_os().collect();
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
+                None => env.remove(k),
+            };
+        }
+        let env = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstr(&kv)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Some(env)
+    };
     let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
         v.iter()
             .map(|c| c.as_ptr())
@@ -286,15 +305,16 @@ pub(super) fn vfork_exec(
     for (s, h) in src.iter_mut().zip(&high) {
         *s = h.as_ref().map_or(-1, |h| h.as_raw_fd());
     }
+    let envp = env.as_deref().map(ptrs);
     let exec = Exec {
         path: cstr(path.as_os_str())?,
         argv: ptrs(&args),
-        envp: ptrs(&env),
+        envp: envp.as_ref().map_or(unsafe { environ }, |e| e.as_ptr()),
         fds: src,
         mount_ns: mount_ns.unwrap_or(-1),
         errno: std::sync::atomic::AtomicI32::new(0),
     };
-    let mut stack = vec![0u8; 64 << 10];
+    let mut stack = Box::<[u8]>::new_uninit_slice(64 << 10);
     let pid = unsafe {
         // The stack grows down from its (16-byte aligned) end.
         let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
@@ -344,7 +364,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
                 fail();
             }
         }
-        libc::execve(e.path.as_ptr(), e.argv.as_ptr(), e.envp.as_ptr());
+        libc::execve(e.path.as_ptr(), e.argv.as_ptr(), e.envp);
     }
     fail();
     127

@@ -258,6 +258,19 @@ fn workload_config_per_container() {
     assert_eq!(c["process"]["args"], serde_json::json!(["/bin/true"]));
     assert_eq!(c["linux"]["resources"]["pids"]["limit"], 64);
     assert!(c["root"]["path"].as_str().unwrap().starts_with('/'));
+    // Each container's config is written over the last one in place.
+    let bundle = dir.join("bundle");
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
+    };
+    w.write_bundle(&bundle, "mica-bench-1/a-rather-long-container-id")
+        .unwrap();
+    assert_eq!(
+        read()["linux"]["cgroupsPath"],
+        "mica-bench-1/a-rather-long-container-id"
+    );
+    w.write_bundle(&bundle, "mica-bench-1/x").unwrap();
+    assert_eq!(read(), c);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -346,6 +359,15 @@ fn vfork_exec_sets_up_the_command() {
     assert!(!ignored(lines.next().unwrap()));
     assert_eq!(out.stderr(), "oops\n");
     assert_eq!(std::fs::read_to_string(dir.join("report")).unwrap(), "r\n");
+    // Without changes the command gets our environment as it is.
+    let out2 = Output::new(&dir, "t2").unwrap();
+    let mut plain = std::process::Command::new("sh");
+    plain.args(["-c", "echo \"$MICA_BENCH_SPAWN_GONE\""]);
+    let fds2 = [fds[0], out2.out.as_raw_fd(), out2.err.as_raw_fd(), -1];
+    let pid = proc::vfork_exec(&plain, fds2, None).unwrap();
+    assert_eq!(proc::wait4(pid).unwrap().0, 0);
+    let mut out2 = out2;
+    assert_eq!(out2.stdout(), "still here\n");
     let missing = std::process::Command::new("/nonexistent/mica-bench-program");
     let e = proc::vfork_exec(&missing, fds, None).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
