@@ -27,7 +27,13 @@ pub(super) fn init_cpuset(h: &HierarchyDir) -> Result<()> {
     let mut source = [String::new(), String::new()];
     while d.starts_with(&h.mount) {
         let value = |f: &str| read(&d.join(f)).map(|v| v.trim().to_string());
-        let vals = [value(FILES[0])?, value(FILES[1])?];
+        // A v1 cpuset we made a moment ago is empty (or, with the parent's
+        // cgroup.clone_children, has the parent's values, written again).
+        let vals = if d == h.dir && h.is_ours(d) {
+            Default::default()
+        } else {
+            [value(FILES[0])?, value(FILES[1])?]
+        };
         if vals.iter().all(|v| !v.is_empty()) || d == h.mount {
             source = vals;
             break;

@@ -50,24 +50,33 @@ fn populated_non_root(dir: &Path) -> Result<bool> {
 pub(super) fn enable_controllers(h: &HierarchyDir) -> Result<()> {
     let rel = h.dir.strip_prefix(&h.mount).unwrap_or(Path::new(""));
     let mut cur = h.mount.clone();
+    // What `cur` may enable: the root's cgroup.controllers; below the root,
+    // the parent's cgroup.subtree_control (which is what the kernel shows as
+    // the child's cgroup.controllers), so each level is read once.
+    let mut avail = controllers(&cur)?;
     for c in rel.components() {
-        if !h.is_ours(&cur) && populated_non_root(&cur)? {
-            cur.push(c);
-            continue;
-        }
-        let avail = controllers(&cur)?;
         let ctl = cur.join("cgroup.subtree_control");
-        let text = read(&ctl)?;
-        let enabled: BTreeSet<&str> = text.split_whitespace().collect();
-        for w in WANTED {
-            if avail.contains(w) && !enabled.contains(w) {
+        let mut enabled: BTreeSet<String> = read(&ctl)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<&str> = WANTED
+            .iter()
+            .copied()
+            .filter(|w| avail.contains(*w) && !enabled.contains(*w))
+            .collect();
+        if !missing.is_empty() && (h.is_ours(&cur) || !populated_non_root(&cur)?) {
+            for w in missing {
                 match write(&ctl, &format!("+{w}")) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        enabled.insert(w.to_string());
+                    }
                     Err(_) if !h.is_ours(&cur) => {}
                     Err(e) => return Err(e),
                 }
             }
         }
+        avail = enabled;
         cur.push(c);
     }
     Ok(())

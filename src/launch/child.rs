@@ -735,7 +735,10 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
                 }
                 Err(e) => return Err(e),
             }
-            sys::fchmodat(pfd, name.as_ptr(), d.mode & 0o7777)?;
+            // The umask is 0 here: mknod gave the node its permission bits.
+            if d.mode & 0o7000 != 0 {
+                sys::fchmodat(pfd, name.as_ptr(), d.mode & 0o7777)?;
+            }
             sys::fchownat(pfd, name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
         })();
         sys::close(pfd);
@@ -751,12 +754,13 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
         (c"pts/ptmx", c"ptmx"),
     ];
     for (target, name) in links {
-        if sys::fstatat(dev, name.as_ptr(), libc::AT_SYMLINK_NOFOLLOW).is_ok() {
-            continue;
-        }
-        if let Err(e) = sys::symlinkat(target.as_ptr(), dev, name.as_ptr()) {
-            sys::close(dev);
-            return Err(Msg::error(Step::Symlink, e, name.to_bytes()));
+        match sys::symlinkat(target.as_ptr(), dev, name.as_ptr()) {
+            // Whatever is there already stays.
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                sys::close(dev);
+                return Err(Msg::error(Step::Symlink, e, name.to_bytes()));
+            }
         }
     }
     sys::close(dev);
@@ -857,6 +861,10 @@ fn console(plan: &Plan) -> CResult<()> {
 
 /// After pivot: masked and read-only paths, then the read-only root.
 fn finish_rootfs(plan: &Plan) -> CResult<()> {
+    // Masked directories: the first gets an empty read-only tmpfs, the
+    // others a bind mount of it (a superblock less to make and tear down
+    // per directory; nothing can be written to it).
+    let mut empty_dir: Option<&CStr> = None;
     for p in &plan.masked_paths {
         let st = match sys::fstatat(libc::AT_FDCWD, p.as_ptr(), 0) {
             Ok(st) => st,
@@ -864,13 +872,19 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
             Err(e) => return Err(Msg::error(Step::MaskPath, e, p.to_bytes())),
         };
         let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            sys::mount(
-                c"tmpfs".as_ptr(),
-                p.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_RDONLY,
-                null(),
-            )
+            match empty_dir {
+                Some(first) => sys::mount(first.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null()),
+                None => {
+                    empty_dir = Some(p.as_c_str());
+                    sys::mount(
+                        c"tmpfs".as_ptr(),
+                        p.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_RDONLY,
+                        null(),
+                    )
+                }
+            }
         } else {
             sys::mount(
                 c"/dev/null".as_ptr(),
