@@ -607,10 +607,26 @@ fn masked_and_readonly_paths() {
             "/proc/timer_list",
             "--read",
             "/sys/firmware",
+            "--read",
+            "/proc/acpi",
             "--write",
             "/proc/sys/kernel/hostname",
+            "--write",
+            "/sys/firmware/x",
+            "--write",
+            "/proc/acpi/x",
         ],
-        |_| {},
+        |c| {
+            // Two masked directories: the first gets a tmpfs, the second a
+            // bind mount of it.
+            c["linux"]["maskedPaths"] = json!([
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/timer_list",
+                "/proc/acpi",
+                "/sys/firmware"
+            ]);
+        },
     );
     // Masked files read empty: /dev/null is bound over them. (/proc/kcore only
     // exists with CONFIG_PROC_KCORE; when the host has none, masking skips it.)
@@ -628,12 +644,20 @@ fn masked_and_readonly_paths() {
         assert_eq!(r["content"], "", "{f} is not masked: {r}");
         assert!(has_mount_at(&j, f), "nothing mounted over {f}");
     }
-    let fw = action(&j, "reads", "/sys/firmware");
-    assert_eq!(fw["ok"], true, "{fw}");
-    assert_eq!(fw["entries"], json!([]), "{fw}");
-    let m = mount_at(&j, "/sys/firmware");
-    assert_eq!(m["fstype"], "tmpfs", "{m}");
-    assert_options(m, &["ro"]);
+    for d in ["/proc/acpi", "/sys/firmware"] {
+        if !Path::new(d).exists() {
+            continue;
+        }
+        let r = action(&j, "reads", d);
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["entries"], json!([]), "{d} is not masked: {r}");
+        let m = mount_at(&j, d);
+        assert_eq!(m["fstype"], "tmpfs", "{m}");
+        assert_options(m, &["ro"]);
+        let w = action(&j, "writes", &format!("{d}/x"));
+        assert_eq!(w["ok"], false, "{w}");
+        assert_eq!(w["errno"], "EROFS", "{w}");
+    }
 
     let w = action(&j, "writes", "/proc/sys/kernel/hostname");
     assert_eq!(w["ok"], false, "{w}");

@@ -56,10 +56,8 @@ pub(super) fn enable_controllers(h: &HierarchyDir) -> Result<()> {
     let mut avail = controllers(&cur)?;
     for c in rel.components() {
         let ctl = cur.join("cgroup.subtree_control");
-        let mut enabled: BTreeSet<String> = read(&ctl)?
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
+        let mut enabled: BTreeSet<String> =
+            read(&ctl)?.split_whitespace().map(str::to_string).collect();
         let missing: Vec<&str> = WANTED
             .iter()
             .copied()

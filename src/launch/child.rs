@@ -873,7 +873,9 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
         };
         let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             match empty_dir {
-                Some(first) => sys::mount(first.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null()),
+                Some(first) => {
+                    sys::mount(first.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
+                }
                 None => {
                     empty_dir = Some(p.as_c_str());
                     sys::mount(
