@@ -1837,3 +1837,74 @@ fn default_root_honours_mica_store() {
         _ => assert_eq!(Store::default_root(), PathBuf::from("/var/lib/mica")),
     }
 }
+
+/// A layer that unpacks to more than the store's filesystem can spare is
+/// refused before the disk (or its inodes) run out, and leaves the store as
+/// it was: a decompression bomb (32 MiB of zeros, a few KiB gzip'd) and a
+/// layer of more files than the filesystem has inodes, each imported into a
+/// store on a small tmpfs (mounted in a private mount namespace).
+#[test]
+fn layers_bigger_than_the_store_can_spare_are_refused() {
+    let t = T::new();
+    let zeros = {
+        let mut l = LayerBuilder::new();
+        l.file("zeros", &vec![0u8; 32 << 20]);
+        l.build()
+    };
+    let many = {
+        let mut l = LayerBuilder::new();
+        for i in 0..600 {
+            l.file(&format!("f{i}"), b"");
+        }
+        l.build()
+    };
+    const SCRIPT: &str = r#"set -e
+mount -t tmpfs -o "$OPTS" mica-test-store "$D"
+export MICA_STORE="$D/store"
+"$M" image ls >/dev/null
+find "$D/store" | sort >"$D/before"
+if "$M" image import --name bomb:1 "$L" 2>"$D/err"; then echo IMPORTED; fi
+find "$D/store" | sort >"$D/after"
+if cmp -s "$D/before" "$D/after"; then echo SAME-STORE; else diff "$D/before" "$D/after" || true; fi
+cat "$D/err"
+"#;
+    for (name, layer, opts, what) in [
+        ("zeros", zeros, "size=16m", "more space"),
+        ("many", many, "size=16m,nr_inodes=400", "more inodes"),
+    ] {
+        let img = build_image(&[(layer, Comp::Gzip)], host_arch(), |_| {});
+        let layout = t.path(name);
+        write_layout(&layout, &[(&img, None)]);
+        assert!(
+            fs::metadata(layout.join(format!("blobs/sha256/{}", hex_of(&img.layers[0].digest))))
+                .unwrap()
+                .len()
+                < 1 << 20
+        );
+        let mnt = TempDir::new("small-store");
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", SCRIPT])
+            .env("OPTS", opts)
+            .env("D", mnt.path())
+            .env("M", mica_bin())
+            .env("L", &layout)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("IMPORTED"), "{name}: imported: {text}");
+        assert!(
+            text.contains("SAME-STORE"),
+            "{name}: the store changed: {text}"
+        );
+        assert!(
+            text.contains(what) && text.contains("decompression bomb"),
+            "{name}: {text}"
+        );
+        assert!(host_mounts_containing(&mnt.path().display().to_string()).is_empty());
+    }
+}

@@ -138,10 +138,41 @@ fn is_enoent(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOENT)
 }
 
+/// What unpacking one layer may take of the filesystem it lands on: what is
+/// available there (`f_bavail`: the blocks only root may use stay untouched)
+/// less a reserve of 5% of the filesystem (at most 256 MiB), and the free
+/// inodes less 5% (at most 10,000). A layer that needs more (a decompression
+/// bomb, or an image too big for the store) is refused before the disk or
+/// its inodes run out, and the import leaves nothing behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    pub bytes: u64,
+    /// None: the filesystem does not count inodes (it reports 0 files).
+    pub inodes: Option<u64>,
+}
+
+impl Budget {
+    pub(crate) fn of(st: &libc::statvfs) -> Budget {
+        let frsize = st.f_frsize.max(1) as u64;
+        let size = (st.f_blocks as u64).saturating_mul(frsize);
+        let reserve = (size / 20).min(256 << 20);
+        let files = st.f_files as u64;
+        Budget {
+            bytes: (st.f_bavail as u64)
+                .saturating_mul(frsize)
+                .saturating_sub(reserve),
+            inodes: (files > 0)
+                .then(|| (st.f_favail as u64).saturating_sub((files / 20).min(10_000))),
+        }
+    }
+}
+
 /// Unpacks one layer into an empty directory.
 struct Unpacker<'a> {
     root: OwnedFd,
     layer: &'a str,
+    /// What this layer may still take (see [`Budget`]).
+    budget: Budget,
     /// Directory mtimes, set once their content is written.
     dir_times: Vec<(Vec<u8>, (i64, u32))>,
 }
@@ -151,9 +182,11 @@ struct Unpacker<'a> {
 /// ended (the caller drains it to finish its digest).
 pub(crate) fn unpack_layer(reader: &mut dyn Read, dest: &Path, layer: &str) -> Result<()> {
     let root = sys::open_dir(dest).map_err(super::io_err(dest))?;
+    let budget = Budget::of(&sys::fstatvfs(root.as_fd()).map_err(super::io_err(dest))?);
     let mut u = Unpacker {
         root,
         layer,
+        budget,
         dir_times: Vec::new(),
     };
     let mut ar = tar::Archive::new(reader);
@@ -181,6 +214,30 @@ impl Unpacker<'_> {
 
     fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
+    }
+
+    /// The layer needs more `what` than the store's filesystem can spare.
+    fn too_big(&self, path: &[u8], what: &str) -> Error {
+        self.err(
+            path,
+            format!(
+                "the layer needs more {what} than the store's filesystem can spare (mica keeps \
+                 5% of it free, at most 256 MiB and 10000 inodes): refused, as a decompression \
+                 bomb would be"
+            ),
+        )
+    }
+
+    /// One inode more for `path`.
+    fn take_inode(&mut self, path: &[u8]) -> Result<()> {
+        match self.budget.inodes {
+            Some(0) => Err(self.too_big(path, "inodes")),
+            Some(n) => {
+                self.budget.inodes = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, path: &[u8]) -> Result<()> {
@@ -212,6 +269,9 @@ impl Unpacker<'_> {
         }
         if name.as_slice() == OPAQUE_MARKER {
             return self.opaque(path, parents);
+        }
+        if etype != T::Link {
+            self.take_inode(path)?;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
             return self.whiteout(path, parents, hidden);
@@ -307,7 +367,13 @@ impl Unpacker<'_> {
                 )
                 .map_err(|e| self.err(path, format!("create: {e}")))?;
                 let mut f = fs::File::from(fd);
-                io::copy(entry, &mut f).map_err(|e| self.err(path, format!("write: {e}")))?;
+                let left = self.budget.bytes;
+                let n = io::copy(&mut (&mut *entry).take(left.saturating_add(1)), &mut f)
+                    .map_err(|e| self.err(path, format!("write: {e}")))?;
+                if n > left {
+                    return Err(self.too_big(path, "space"));
+                }
+                self.budget.bytes -= n;
                 self.apply_fd(path, f.as_fd(), &meta)?;
                 sys::futimens(f.as_fd(), meta.mtime)
                     .map_err(|e| self.err(path, format!("set times: {e}")))?;
@@ -619,6 +685,37 @@ pub(crate) fn make_mountpoints(layers: &[PathBuf], dest: &Path) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_keeps_a_reserve() {
+        let st = |blocks: u64, bavail: u64, files: u64, favail: u64| {
+            let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+            s.f_frsize = 4096;
+            s.f_blocks = blocks as _;
+            s.f_bavail = bavail as _;
+            s.f_files = files as _;
+            s.f_favail = favail as _;
+            s
+        };
+        const MIB: u64 = 1 << 20;
+        // 1 GiB, 100 MiB available: 5% (51.2 MiB) stays free.
+        let b = Budget::of(&st(262_144, 25_600, 1000, 500));
+        assert_eq!(b.bytes, 100 * MIB - (1 << 30) / 20);
+        assert_eq!(b.inodes, Some(450));
+        // 1 TiB: the reserve stops at 256 MiB and 10000 inodes.
+        let b = Budget::of(&st(1 << 28, 1 << 20, 10_000_000, 1_000_000));
+        assert_eq!(b.bytes, 4096 * MIB - 256 * MIB);
+        assert_eq!(b.inodes, Some(990_000));
+        // Less available than the reserve: nothing; no inode count: no limit.
+        let b = Budget::of(&st(262_144, 100, 0, 0));
+        assert_eq!(
+            b,
+            Budget {
+                bytes: 0,
+                inodes: None
+            }
+        );
+    }
 
     #[test]
     fn path_components() {
