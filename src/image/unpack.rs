@@ -152,6 +152,8 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    // statvfs's counts are 32-bit on some targets.
+    #[allow(clippy::unnecessary_cast)]
     pub(crate) fn of(st: &libc::statvfs) -> Budget {
         let frsize = st.f_frsize.max(1) as u64;
         let size = (st.f_blocks as u64).saturating_mul(frsize);
