@@ -285,7 +285,17 @@ fn parse_or_log() -> Result<Cli, ExitCode> {
         mica::log::init(value("--log").map(Into::into), json, false);
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid command line");
-        mica::log::error(first.trim_start_matches("error: "));
+        let first = first.trim_start_matches("error: ");
+        // runc's global flags go before the command, in mica as in runc.
+        let global = ["--root", "--log", "--log-format", "--debug", "--systemd-cgroup"]
+            .iter()
+            .find(|f| first.contains(&format!("'{f}'")) || first.contains(&format!("'{f}=")));
+        match global {
+            Some(f) if e.kind() == clap::error::ErrorKind::UnknownArgument => mica::log::error(
+                &format!("{first}: {f} is a global flag and goes before the command (mica {f} ... COMMAND ...)"),
+            ),
+            _ => mica::log::error(first),
+        }
         ExitCode::from(e.exit_code().clamp(1, 255) as u8)
     })
 }

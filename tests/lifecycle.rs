@@ -700,6 +700,34 @@ fn kill_stopped_container_fails() {
     c.assert_gone();
 }
 
+/// runc's global flags go before the command, in mica as in runc: after it
+/// they are refused with a line saying where they go, and nothing is made.
+#[test]
+fn global_flags_go_before_the_command() {
+    let env = Env::new();
+    let id = unique("lc-global");
+    let root = env.root.display().to_string();
+    for flag in [
+        &["--root", root.as_str()][..],
+        &["--debug"],
+        &["--log-format=json"],
+    ] {
+        let mut args = vec!["state", id.as_str()];
+        args.extend_from_slice(flag);
+        let out = mica(&env, &args);
+        let name = flag[0].split('=').next().unwrap();
+        assert_fails_with(
+            &out,
+            &format!("{name} is a global flag and goes before the command"),
+            &format!("mica {}", args.join(" ")),
+        );
+    }
+    // Before the command they are taken: the id is then simply unknown.
+    let out = mica(&env, &["--debug", "--log-format", "json", "state", &id]);
+    assert_fails_with(&out, "does not exist", "global flags before the command");
+    assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
+}
+
 #[test]
 fn unknown_id_does_not_exist() {
     let env = Env::new();
