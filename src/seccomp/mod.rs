@@ -177,7 +177,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
         });
     }
 
-    let mut table: BTreeMap<u32, SyscallRules> = BTreeMap::new();
+    // Syscall number -> its rules (in `rules`: small map values keep the
+    // map's insertions cheap).
+    let mut table: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut rules_of: Vec<SyscallRules> = Vec::new();
     let mut skipped = Vec::new();
     for entry in entries {
         let first = entry.names().first().map(String::as_str);
@@ -198,11 +201,15 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
                 }
                 continue;
             };
-            let rules = table.entry(nr).or_insert_with(|| SyscallRules {
-                name: name.clone(),
-                unconditional: None,
-                conditional: Vec::new(),
+            let i = *table.entry(nr).or_insert_with(|| {
+                rules_of.push(SyscallRules {
+                    name: name.clone(),
+                    unconditional: None,
+                    conditional: Vec::new(),
+                });
+                rules_of.len() - 1
             });
+            let rules = &mut rules_of[i];
             if args.is_empty() {
                 rules.add_unconditional(action);
             } else {
@@ -215,7 +222,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
 
     let dispatch: Vec<(u32, Vec<Rule>)> = table
         .into_iter()
-        .map(|(nr, rules)| (nr, rules.into_ordered()))
+        .map(|(nr, i)| (nr, std::mem::take(&mut rules_of[i]).into_ordered()))
         .collect();
     let filter = generate(&dispatch, default, &arches);
     if filter.len() > MAX_INSTRUCTIONS {
@@ -377,6 +384,7 @@ struct Rule {
     conds: Vec<ArgCond>,
 }
 
+#[derive(Default)]
 struct SyscallRules {
     name: String,
     unconditional: Option<u32>,

@@ -333,20 +333,22 @@ pub const NATIVE_AUDIT_ARCH: u32 = table::AUDIT_ARCH;
 /// The syscall number of `name` on the host architecture, or `None` if the
 /// name is unknown (on this architecture).
 pub fn resolve(name: &str) -> Option<u32> {
-    // A profile names hundreds of syscalls: index the table once.
-    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
-        std::sync::OnceLock::new();
-    INDEX
-        .get_or_init(|| {
-            let mut m = std::collections::HashMap::new();
-            for (n, nr) in all() {
-                // The first entry of a name wins, as the linear lookup did.
-                m.entry(n).or_insert(nr);
-            }
-            m
-        })
-        .get(name)
-        .copied()
+    // A profile names hundreds of syscalls: index the table once, sorted by
+    // name (a binary search; hashing every name with SipHash was most of
+    // compiling the default profile).
+    static INDEX: std::sync::OnceLock<Vec<(&'static str, u32)>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut v: Vec<(&'static str, u32)> = all().collect();
+        // Stable: of two entries with one name, the first stays first.
+        v.sort_by_key(|&(n, _)| n);
+        // The first entry of a name wins, as the linear lookup did.
+        v.dedup_by_key(|&mut (n, _)| n);
+        v
+    });
+    index
+        .binary_search_by_key(&name, |&(n, _)| n)
+        .ok()
+        .map(|i| index[i].1)
 }
 
 /// Every `(name, number)` pair of the host table.
