@@ -268,8 +268,9 @@ fn launch(cli: &Cli, a: &LaunchArgs) -> ExitCode {
 /// shows the real reason (clap itself only writes to stderr).
 fn parse_or_log() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|e| {
-        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        use clap::CommandFactory;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
@@ -286,15 +287,24 @@ fn parse_or_log() -> Result<Cli, ExitCode> {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid command line");
         let first = first.trim_start_matches("error: ");
-        // runc's global flags go before the command, in mica as in runc.
-        let global = ["--root", "--log", "--log-format", "--debug", "--systemd-cgroup"]
-            .iter()
-            .find(|f| first.contains(&format!("'{f}'")) || first.contains(&format!("'{f}=")));
-        match global {
-            Some(f) if e.kind() == clap::error::ErrorKind::UnknownArgument => mica::log::error(
-                &format!("{first}: {f} is a global flag and goes before the command (mica {f} ... COMMAND ...)"),
-            ),
-            _ => mica::log::error(first),
+        // runc's global flags go before the command, in mica as in runc: a
+        // top-level flag found after it is named as such.
+        let misplaced = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+            (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) => {
+                let name = arg.split('=').next().unwrap_or(arg);
+                let long = name.strip_prefix("--").unwrap_or("");
+                Cli::command()
+                    .get_arguments()
+                    .any(|a| !a.is_global_set() && a.get_long() == Some(long))
+                    .then_some(name)
+            }
+            _ => None,
+        };
+        match misplaced {
+            Some(f) => mica::log::error(&format!(
+                "{first}: {f} is a global flag and goes before the command (mica {f} ... COMMAND ...)"
+            )),
+            None => mica::log::error(first),
         }
         ExitCode::from(e.exit_code().clamp(1, 255) as u8)
     })
