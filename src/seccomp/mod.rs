@@ -177,8 +177,8 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
         });
     }
 
-    // Syscall number -> its rules (in `rules`: small map values keep the
-    // map's insertions cheap).
+    // Syscall number -> index of its rules in `rules_of` (small map values
+    // keep the map's insertions cheap).
     let mut table: BTreeMap<u32, usize> = BTreeMap::new();
     let mut rules_of: Vec<SyscallRules> = Vec::new();
     let mut skipped = Vec::new();
