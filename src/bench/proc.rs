@@ -171,7 +171,14 @@ pub fn run(cmd: &mut Command, spawn: &Spawn) -> io::Result<Outcome> {
 }
 
 fn run_direct(cmd: &mut Command, spawn: &Spawn, report: Option<OwnedFd>) -> io::Result<Outcome> {
-    let null = File::open("/dev/null")?;
+    static NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    let null = match NULL.get() {
+        Some(f) => f,
+        None => {
+            let f = File::open("/dev/null")?;
+            NULL.get_or_init(|| f)
+        }
+    };
     let (out, err) = match spawn.output {
         Some(o) => (o.out.as_raw_fd(), o.err.as_raw_fd()),
         None => (null.as_raw_fd(), null.as_raw_fd()),
@@ -248,12 +255,17 @@ pub(super) fn vfork_exec(
         ));
     }
     let prog = cmd.get_program();
-    let path = which(&prog.to_string_lossy()).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{}: not found", prog.to_string_lossy()),
-        )
-    })?;
+    // A path as it is (execve says if it is wrong); a bare name from PATH.
+    let path = if prog.as_bytes().contains(&b'/') {
+        std::path::PathBuf::from(prog)
+    } else {
+        which(&prog.to_string_lossy()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not found", prog.to_string_lossy()),
+            )
+        })?
+    };
     let args = std::iter::once(prog)
         .chain(cmd.get_args())
         .map(cstr)
@@ -286,24 +298,17 @@ pub(super) fn vfork_exec(
             .chain(std::iter::once(std::ptr::null()))
             .collect()
     };
-    // The sources move above the targets (0-3), so no dup2 closes a
-    // source a later one needs; these copies are close-on-exec.
-    let high = fds
-        .iter()
-        .map(|&fd| {
-            if fd < 0 {
-                return Ok(None);
-            }
-            let h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
-            if h < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Some(unsafe { OwnedFd::from_raw_fd(h) }))
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut src = [-1; 4];
-    for (s, h) in src.iter_mut().zip(&high) {
-        *s = h.as_ref().map_or(-1, |h| h.as_raw_fd());
+    // A source among the targets (0-3) moves above them first (a
+    // close-on-exec copy), so no dup2 closes a source a later one needs.
+    let mut src = fds;
+    let mut moved = Vec::new();
+    for s in src.iter_mut().filter(|s| (0..4).contains(*s)) {
+        let h = unsafe { libc::fcntl(*s, libc::F_DUPFD_CLOEXEC, 4) };
+        if h < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        moved.push(unsafe { OwnedFd::from_raw_fd(h) });
+        *s = h;
     }
     let envp = env.as_deref().map(ptrs);
     let exec = Exec {

@@ -314,7 +314,8 @@ fn harness() {
 }
 
 /// The bench's spawn: arguments, environment changes, fds 0-3 and a fresh
-/// signal state reach the command; a missing program is an error.
+/// signal state reach the command; without changes the environment passes
+/// as it is; a missing program is an error.
 #[test]
 fn vfork_exec_sets_up_the_command() {
     use super::proc::{self, Output};
@@ -323,17 +324,6 @@ fn vfork_exec_sets_up_the_command() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut out = Output::new(&dir, "t").unwrap();
     let report = std::fs::File::create(dir.join("report")).unwrap();
-    std::env::set_var("MICA_BENCH_SPAWN_GONE", "still here");
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args([
-        "-c",
-        "echo \"$1 ${MICA_BENCH_SPAWN_SET} ${MICA_BENCH_SPAWN_GONE-unset}\"; \
-         grep -E '^Sig(Blk|Ign)' /proc/self/status; echo oops >&2; echo r >&3; exit 3",
-        "sh",
-        "arg one",
-    ])
-    .env("MICA_BENCH_SPAWN_SET", "set")
-    .env_remove("MICA_BENCH_SPAWN_GONE");
     let null = std::fs::File::open("/dev/null").unwrap();
     let fds = [
         null.as_raw_fd(),
@@ -341,11 +331,21 @@ fn vfork_exec_sets_up_the_command() {
         out.err.as_raw_fd(),
         report.as_raw_fd(),
     ];
+    let path = std::env::var("PATH").expect("tests run with a PATH");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "echo \"$1 ${MICA_BENCH_SPAWN_SET}\"; grep -E '^Sig(Blk|Ign)' /proc/self/status; \
+         echo oops >&2; echo r >&3; exit 3",
+        "sh",
+        "arg one",
+    ])
+    .env("MICA_BENCH_SPAWN_SET", "set");
     let pid = proc::vfork_exec(&cmd, fds, None).unwrap();
     assert_eq!(proc::wait4(pid).unwrap().0, 3);
     let stdout = out.stdout();
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("arg one set unset"));
+    assert_eq!(lines.next(), Some("arg one set"));
     assert_eq!(lines.next(), Some("SigBlk:\t0000000000000000"));
     // Rust ignores SIGPIPE in this process; the command has it back.
     let ignored = |line: &str| {
@@ -359,18 +359,26 @@ fn vfork_exec_sets_up_the_command() {
     assert!(!ignored(lines.next().unwrap()));
     assert_eq!(out.stderr(), "oops\n");
     assert_eq!(std::fs::read_to_string(dir.join("report")).unwrap(), "r\n");
-    // Without changes the command gets our environment as it is.
-    let out2 = Output::new(&dir, "t2").unwrap();
-    let mut plain = std::process::Command::new("sh");
-    plain.args(["-c", "echo \"$MICA_BENCH_SPAWN_GONE\""]);
-    let fds2 = [fds[0], out2.out.as_raw_fd(), out2.err.as_raw_fd(), -1];
-    let pid = proc::vfork_exec(&plain, fds2, None).unwrap();
-    assert_eq!(proc::wait4(pid).unwrap().0, 0);
-    let mut out2 = out2;
-    assert_eq!(out2.stdout(), "still here\n");
+    // Without changes the command gets our environment as it is; a removed
+    // variable is gone (env(1) prints what it got).
+    let mut plain = std::process::Command::new("/usr/bin/env");
+    let mut removed = std::process::Command::new("/usr/bin/env");
+    removed.env_remove("PATH");
+    for (c, has_path) in [(&mut plain, true), (&mut removed, false)] {
+        let mut o = Output::new(&dir, "t2").unwrap();
+        let fds = [fds[0], o.out.as_raw_fd(), o.err.as_raw_fd(), -1];
+        let pid = proc::vfork_exec(c, fds, None).unwrap();
+        assert_eq!(proc::wait4(pid).unwrap().0, 0);
+        let env = o.stdout();
+        assert_eq!(
+            env.lines().any(|l| l == format!("PATH={path}")),
+            has_path,
+            "{env}"
+        );
+        assert!(!env.contains("MICA_BENCH_SPAWN_SET"), "{env}");
+    }
     let missing = std::process::Command::new("/nonexistent/mica-bench-program");
     let e = proc::vfork_exec(&missing, fds, None).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
-    std::env::remove_var("MICA_BENCH_SPAWN_GONE");
     let _ = std::fs::remove_dir_all(&dir);
 }
