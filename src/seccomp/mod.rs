@@ -58,10 +58,13 @@
 //! # Program shape
 //!
 //! arch check -> (x86_64: x32 check) -> binary search on the syscall number
-//! (`jge` nodes) down to leaves of at most 8 syscalls tested with
-//! `jeq`; an unconditional syscall jumps straight to a `ret` shared within its
-//! leaf, a conditional one to its rule chain. A docker-default-sized profile
-//! is well under 1000 instructions (the kernel limit is 4096).
+//! (`jge` nodes) over *runs*: consecutive numbers that end the same way (one
+//! unconditional action, or the default for numbers the profile does not
+//! name) are one run, and a syscall with conditional rules is a run of its
+//! own. Each run jumps straight to a `ret` shared by every run with that
+//! action, or to its rule chain. docker's default profile is ~110
+//! instructions on x86_64 (the kernel limit is 4096): less for the kernel to
+//! check and JIT at every start, and ~7 jumps per syscall.
 
 mod bpf;
 mod syscalls;
@@ -81,9 +84,6 @@ pub use syscalls::resolve as syscall_number;
 
 /// Kernel limit on the number of instructions of one filter (BPF_MAXINSNS).
 pub const MAX_INSTRUCTIONS: usize = 4096;
-
-/// Maximum number of syscalls tested linearly in one leaf of the search tree.
-const LEAF_SIZE: usize = 8;
 
 /// `X32_SYSCALL_BIT`: x32 syscalls are x86_64 numbers with this bit set.
 #[cfg(target_arch = "x86_64")]
@@ -622,48 +622,113 @@ fn generate(dispatch: &[(u32, Vec<Rule>)], default: u32, arches: &Arches) -> Bpf
     asm.assemble()
 }
 
-/// Binary search on the syscall number (in A) down to linear leaves.
-fn search(asm: &mut Asm, entries: &[(u32, Vec<Rule>)], default: u32) {
-    if entries.len() <= LEAF_SIZE {
-        return leaf(asm, entries, default);
-    }
-    let mid = entries.len() / 2;
-    let upper = asm.label();
-    asm.jump(Cmp::Ge, entries[mid].0, Target::To(upper), Target::Next);
-    search(asm, &entries[..mid], default);
-    asm.bind(upper);
-    search(asm, &entries[mid..], default);
+/// What the filter does for a run of consecutive syscall numbers.
+#[derive(Clone, Copy)]
+enum Outcome<'a> {
+    /// One action, whatever the arguments.
+    Ret(u32),
+    /// One syscall's conditional rules, tried in order.
+    Rules(&'a [Rule]),
 }
 
-fn leaf(asm: &mut Asm, entries: &[(u32, Vec<Rule>)], default: u32) {
-    let mut returns: Vec<(u32, bpf::Label)> = Vec::new();
-    let mut bodies = Vec::new();
-    for (nr, rules) in entries {
-        let target = match rules.as_slice() {
-            [Rule { action, conds }] if conds.is_empty() => {
-                match returns.iter().find(|(a, _)| a == action) {
-                    Some(&(_, l)) => l,
-                    None => {
-                        let l = asm.label();
-                        returns.push((*action, l));
-                        l
-                    }
+/// The syscall number space cut into runs that share an outcome: each
+/// `(first number, outcome)` holds up to the next run's first number.
+/// Neighbours with the same unconditional action are one run (a default
+/// allow list is a few dozen runs, not hundreds of syscalls).
+fn runs(dispatch: &[(u32, Vec<Rule>)], default: u32) -> Vec<(u32, Outcome<'_>)> {
+    fn push<'a>(runs: &mut Vec<(u32, Outcome<'a>)>, start: u32, o: Outcome<'a>) {
+        match (runs.last(), o) {
+            (Some((_, Outcome::Ret(last))), Outcome::Ret(a)) if *last == a => {}
+            _ => runs.push((start, o)),
+        }
+    }
+    let mut runs = Vec::new();
+    let mut next = Some(0u32);
+    for (nr, rules) in dispatch {
+        if let Some(gap) = next.filter(|n| nr > n) {
+            push(&mut runs, gap, Outcome::Ret(default));
+        }
+        let o = match rules.as_slice() {
+            [Rule { action, conds }] if conds.is_empty() => Outcome::Ret(*action),
+            _ => Outcome::Rules(rules),
+        };
+        push(&mut runs, *nr, o);
+        next = nr.checked_add(1);
+    }
+    if let Some(n) = next {
+        push(&mut runs, n, Outcome::Ret(default));
+    }
+    runs
+}
+
+/// Where the search ends: a `ret` shared by every run with that action, or
+/// one syscall's rule chain.
+#[derive(Default)]
+struct Exits<'a> {
+    returns: Vec<(u32, bpf::Label)>,
+    bodies: Vec<(bpf::Label, &'a [Rule])>,
+}
+
+impl<'a> Exits<'a> {
+    fn label(&mut self, asm: &mut Asm, o: Outcome<'a>) -> bpf::Label {
+        match o {
+            Outcome::Ret(a) => match self.returns.iter().find(|(x, _)| *x == a) {
+                Some(&(_, l)) => l,
+                None => {
+                    let l = asm.label();
+                    self.returns.push((a, l));
+                    l
                 }
-            }
-            _ => {
+            },
+            Outcome::Rules(rules) => {
                 let l = asm.label();
-                bodies.push((l, rules));
+                self.bodies.push((l, rules));
                 l
             }
-        };
-        asm.jump(Cmp::Eq, *nr, Target::To(target), Target::Next);
+        }
     }
-    asm.ret(default);
-    for (action, l) in returns {
+
+    /// The jump target for a half of the runs: its exit when it is one run.
+    fn of(&mut self, asm: &mut Asm, half: &[(u32, Outcome<'a>)]) -> Option<Target> {
+        match half {
+            [(_, o)] => Some(Target::To(self.label(asm, *o))),
+            _ => None,
+        }
+    }
+}
+
+/// Binary search on the syscall number (in A) over its runs: `jge` nodes
+/// down to the runs' exits.
+fn search(asm: &mut Asm, dispatch: &[(u32, Vec<Rule>)], default: u32) {
+    let runs = runs(dispatch, default);
+    if let [(_, Outcome::Ret(a))] = runs[..] {
+        return asm.ret(a);
+    }
+    let mut exits = Exits::default();
+    // Parts of two runs or more still to emit, with the label leading to
+    // each; the lower half comes right after its node's jump.
+    let mut pending: Vec<(Option<bpf::Label>, &[(u32, Outcome)])> = vec![(None, &runs)];
+    while let Some((at, part)) = pending.pop() {
+        if let Some(l) = at {
+            asm.bind(l);
+        }
+        let (lo, hi) = part.split_at(part.len() / 2);
+        let jt = exits.of(asm, hi).unwrap_or_else(|| {
+            let l = asm.label();
+            pending.push((Some(l), hi));
+            Target::To(l)
+        });
+        let jf = exits.of(asm, lo).unwrap_or_else(|| {
+            pending.push((None, lo));
+            Target::Next
+        });
+        asm.jump(Cmp::Ge, hi[0].0, jt, jf);
+    }
+    for (action, l) in exits.returns {
         asm.bind(l);
         asm.ret(action);
     }
-    for (l, rules) in bodies {
+    for (l, rules) in exits.bodies {
         asm.bind(l);
         for rule in rules {
             let fail = asm.label();
