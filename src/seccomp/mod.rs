@@ -631,12 +631,15 @@ enum Outcome<'a> {
     Rules(&'a [Rule]),
 }
 
+/// A run's first syscall number and its outcome.
+type Run<'a> = (u32, Outcome<'a>);
+
 /// The syscall number space cut into runs that share an outcome: each
 /// `(first number, outcome)` holds up to the next run's first number.
 /// Neighbours with the same unconditional action are one run (a default
 /// allow list is a few dozen runs, not hundreds of syscalls).
-fn runs(dispatch: &[(u32, Vec<Rule>)], default: u32) -> Vec<(u32, Outcome<'_>)> {
-    fn push<'a>(runs: &mut Vec<(u32, Outcome<'a>)>, start: u32, o: Outcome<'a>) {
+fn runs(dispatch: &[(u32, Vec<Rule>)], default: u32) -> Vec<Run<'_>> {
+    fn push<'a>(runs: &mut Vec<Run<'a>>, start: u32, o: Outcome<'a>) {
         match (runs.last(), o) {
             (Some((_, Outcome::Ret(last))), Outcome::Ret(a)) if *last == a => {}
             _ => runs.push((start, o)),
@@ -689,7 +692,7 @@ impl<'a> Exits<'a> {
     }
 
     /// The jump target for a half of the runs: its exit when it is one run.
-    fn of(&mut self, asm: &mut Asm, half: &[(u32, Outcome<'a>)]) -> Option<Target> {
+    fn of(&mut self, asm: &mut Asm, half: &[Run<'a>]) -> Option<Target> {
         match half {
             [(_, o)] => Some(Target::To(self.label(asm, *o))),
             _ => None,
@@ -707,7 +710,7 @@ fn search(asm: &mut Asm, dispatch: &[(u32, Vec<Rule>)], default: u32) {
     let mut exits = Exits::default();
     // Parts of two runs or more still to emit, with the label leading to
     // each; the lower half comes right after its node's jump.
-    let mut pending: Vec<(Option<bpf::Label>, &[(u32, Outcome)])> = vec![(None, &runs)];
+    let mut pending: Vec<(Option<bpf::Label>, &[Run])> = vec![(None, &runs)];
     while let Some((at, part)) = pending.pop() {
         if let Some(l) = at {
             asm.bind(l);
