@@ -15,6 +15,8 @@ pub mod container;
 pub mod image;
 pub mod launch;
 pub mod log;
+#[cfg(target_arch = "x86_64")]
+mod mem;
 pub mod seccomp;
 pub mod spec;
 pub mod trace;

@@ -758,6 +758,9 @@ fn in_child(p: &Program, body: fn() -> i32) -> WaitStatus {
     // SAFETY: the child only calls async-signal-safe functions.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => unsafe {
+            // A child that cannot exit dies of SIGALRM instead of spinning:
+            // musl's _exit retries a denied exit forever.
+            libc::alarm(5);
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 libc::_exit(INSTALL_FAILED + 1);
             }
@@ -848,7 +851,7 @@ fn child_default_errno_with_allow_list() {
 fn child_exit_is_denied_without_exit_group() {
     // Counter-check for the test above: without exit_group in the allow
     // list, the child cannot exit normally (glibc's _exit falls back to
-    // exit, then crashes).
+    // exit, then crashes; musl's retries until the alarm of in_child).
     let p = compile_json(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]
