@@ -128,14 +128,14 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
     Ok(())
 }
 
-/// Remove a bundle `mica launch` wrote, and `<root>/.bundles` once it is
-/// empty (a launch racing us recreates it: create_dir_all retries parents).
+/// Remove a bundle `mica launch` wrote. `<root>/.bundles` stays, as the
+/// state root itself does: making and removing it was a directory created
+/// and removed on ext4 per launch (~0.15 ms here).
 pub fn remove_bundle(bundle: &Path) {
-    let _ = std::fs::remove_dir_all(bundle);
-    if let Some(parent) = bundle.parent() {
-        if parent.file_name() == Some(std::ffi::OsStr::new(".bundles")) {
-            let _ = std::fs::remove_dir(parent);
-        }
+    // Usually a directory holding config.json alone: two syscalls.
+    let _ = std::fs::remove_file(bundle.join("config.json"));
+    if std::fs::remove_dir(bundle).is_err() {
+        let _ = std::fs::remove_dir_all(bundle);
     }
 }
 

@@ -176,8 +176,8 @@ impl Env {
     }
 
     /// Entries of the state root (empty when it does not exist); a launch
-    /// bundle left in `.bundles/` shows as `.bundles/<id>`, an empty
-    /// `.bundles` left behind as `.bundles`.
+    /// bundle left in `.bundles/` shows as `.bundles/<id>` (`.bundles`
+    /// itself stays, like the state root).
     pub fn state_entries(&self) -> Vec<String> {
         let list = |dir: &Path| -> Vec<String> {
             match std::fs::read_dir(dir) {
@@ -193,9 +193,6 @@ impl Env {
         for e in list(&self.root) {
             if e == ".bundles" {
                 let bundles = list(&self.root.join(&e));
-                if bundles.is_empty() {
-                    out.push(e);
-                }
                 out.extend(bundles.into_iter().map(|b| format!(".bundles/{b}")));
             } else {
                 out.push(e);
