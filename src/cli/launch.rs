@@ -177,14 +177,10 @@ fn fill_bundle(
             .find_map(|d| std::fs::read_to_string(d.join("etc").join(file)).ok())
     };
     // root.path is set below, once the layers are known.
-    let mut config = ls::config(
-        &process,
-        o,
-        Path::new(""),
-        &etc,
-        crate::spec::default_seccomp::profile(),
-    )
-    .map_err(mica_failure)?;
+    let ls::Config {
+        value: mut config,
+        default_seccomp,
+    } = ls::config(&process, o, Path::new(""), &etc).map_err(mica_failure)?;
     // The image's mountpoints layer (first) holds only what the image lacks
     // for the usual mounts. When no mount of this config lands on anything in
     // it, it is left out: one layer is mounted as it is, with no overlay.
@@ -222,12 +218,20 @@ fn fill_bundle(
         ann[LOWERDIRS_ANNOTATION] = json!(dirs.join(":"));
     }
     config["annotations"] = ann;
+    // The spec as `run` would read it back, without reading the file (from
+    // bytes, not the Value: one deserializer in the binary, not two). The
+    // default seccomp profile (most of the config) joins it typed, and the
+    // file is written from the spec.
     let text = serde_json::to_vec(&config).map_err(mica_failure)?;
+    let mut spec: Spec = serde_json::from_slice(&text).map_err(mica_failure)?;
+    if default_seccomp {
+        if let Some(linux) = spec.linux_mut() {
+            linux.set_seccomp(Some(crate::spec::default_seccomp::profile()));
+        }
+    }
+    let text = serde_json::to_vec(&spec).map_err(mica_failure)?;
     std::fs::write(bundle.join("config.json"), &text)
         .map_err(|e| mica_failure(format!("write config.json: {e}")))?;
-    // The config as `run` would read it back, without reading the file
-    // (from the bytes, not the Value: one deserializer in the binary, not two).
-    let spec: Spec = serde_json::from_slice(&text).map_err(mica_failure)?;
     let bundle = std::fs::canonicalize(bundle)
         .map_err(|e| mica_failure(format!("bundle {}: {e}", bundle.display())))?;
     Ok((bundle, spec))

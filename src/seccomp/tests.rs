@@ -1022,7 +1022,7 @@ fn child_x32_syscalls_get_the_listed_arch_action_or_die() {
 
 /// mica's default profile for `mica launch` (what docker's default allows).
 fn docker_like() -> LinuxSeccomp {
-    profile(crate::spec::default_seccomp::profile())
+    crate::spec::default_seccomp::profile()
 }
 
 #[test]

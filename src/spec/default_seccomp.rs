@@ -4,7 +4,10 @@
 //! reach across namespaces (mount, ptrace, bpf, keyctl, kexec, module
 //! loading, reboot, swap, clock setting, namespace creation) are not listed.
 
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscallBuilder,
+};
 
 const ALLOWED: &[&str] = &[
     "accept",
@@ -311,41 +314,63 @@ const ALLOWED: &[&str] = &[
 /// Namespace-creating clone flags a container may not pass to clone(2).
 const CLONE_NS_FLAGS: u64 = 0x7E02_0000;
 
-pub fn profile() -> Value {
-    json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": 1,
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": [
-            {"names": ALLOWED, "action": "SCMP_ACT_ALLOW"},
-            // Sockets of every family but AF_VSOCK (40).
-            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-            // Querying the personality, and the usual Linux personalities.
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 131072, "op": "SCMP_CMP_EQ"}]},
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 4294967295u64, "op": "SCMP_CMP_EQ"}]},
-            // Threads and processes, but no new namespaces.
-            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-            // clone3 hides its flags in memory: ENOSYS makes libc fall back to clone.
-            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
-        ]
-    })
+/// The profile, typed: `mica launch` puts it into the container's spec as
+/// it is (no JSON to build and parse back at every start).
+pub fn profile() -> LinuxSeccomp {
+    use LinuxSeccompAction::{ScmpActAllow as Allow, ScmpActErrno as Errno};
+    use LinuxSeccompOperator::{ScmpCmpEq as Eq, ScmpCmpMaskedEq as MaskedEq, ScmpCmpNe as Ne};
+    let rule = |name: &str, action, arg: Option<(LinuxSeccompOperator, u64)>| {
+        let mut b = LinuxSyscallBuilder::default()
+            .names(vec![name.to_string()])
+            .action(action);
+        if let Some((op, value)) = arg {
+            let mut a = LinuxSeccompArgBuilder::default()
+                .index(0usize)
+                .value(value)
+                .op(op);
+            if op == MaskedEq {
+                a = a.value_two(0u64);
+            }
+            b = b.args(vec![a.build().expect("a complete seccomp arg")]);
+        }
+        b
+    };
+    let mut syscalls = vec![LinuxSyscallBuilder::default()
+        .names(ALLOWED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .action(Allow)];
+    // Sockets of every family but AF_VSOCK (40).
+    syscalls.push(rule("socket", Allow, Some((Ne, 40))));
+    // Querying the personality, and the usual Linux personalities.
+    for p in [0, 8, 131072, 4294967295u64] {
+        syscalls.push(rule("personality", Allow, Some((Eq, p))));
+    }
+    // Threads and processes, but no new namespaces.
+    syscalls.push(rule("clone", Allow, Some((MaskedEq, CLONE_NS_FLAGS))));
+    // clone3 hides its flags in memory: ENOSYS makes libc fall back to clone.
+    syscalls.push(rule("clone3", Errno, None).errno_ret(38u32));
+    LinuxSeccompBuilder::default()
+        .default_action(Errno)
+        .default_errno_ret(1u32)
+        .architectures(vec![
+            Arch::ScmpArchX86_64,
+            Arch::ScmpArchX86,
+            Arch::ScmpArchX32,
+        ])
+        .syscalls(
+            syscalls
+                .into_iter()
+                .map(|b| b.build().expect("a complete syscall rule"))
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .expect("a complete seccomp profile")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn default_profile_compiles_and_denies_mount() {
-        let spec: oci_spec::runtime::LinuxSeccomp =
-            serde_json::from_value(super::profile()).unwrap();
-        let prog = crate::seccomp::compile(&spec).unwrap();
+        let prog = crate::seccomp::compile(&super::profile()).unwrap();
         assert!(prog.instructions().len() < crate::seccomp::MAX_INSTRUCTIONS);
         assert!(!super::ALLOWED.contains(&"mount"));
         assert!(!super::ALLOWED.contains(&"ptrace"));

@@ -225,15 +225,27 @@ fn set_env(env: &mut Vec<String>, kv: &str) {
     env.push(kv.to_string());
 }
 
-/// Build the config. `rootfs` is where the launch mounts the image's root;
-/// `seccomp` is the default profile (used unless told otherwise).
+/// A launch's OCI config.
+#[derive(Debug)]
+pub struct Config {
+    /// The config JSON. Without `linux.seccomp` when the default profile
+    /// applies: that one is typed ([`default_seccomp::profile`]) and joins
+    /// the spec as it is.
+    ///
+    /// [`default_seccomp::profile`]: super::default_seccomp::profile
+    pub value: Value,
+    /// Whether mica's default seccomp profile applies (no `--security-opt
+    /// seccomp=...`).
+    pub default_seccomp: bool,
+}
+
+/// Build the config. `rootfs` is where the launch mounts the image's root.
 pub fn config(
     img: &ImageProcess,
     o: &LaunchOptions,
     rootfs: &Path,
     etc: &dyn Fn(&str) -> Option<String>,
-    default_seccomp: Value,
-) -> Result<Value, Error> {
+) -> Result<Config, Error> {
     // The command: docker's rules for Entrypoint and Cmd.
     let entrypoint: Vec<String> = match &o.entrypoint {
         Some(e) if e.is_empty() => vec![],
@@ -313,10 +325,14 @@ pub fn config(
     }
     caps.sort();
     let mut no_new_privs = true;
-    let mut seccomp = Some(default_seccomp);
+    let mut default_seccomp = true;
+    let mut seccomp = None;
     for s in &o.security_opts {
         match s.split_once(['=', ':']) {
-            Some(("seccomp", "unconfined")) => seccomp = None,
+            Some(("seccomp", "unconfined")) => {
+                default_seccomp = false;
+                seccomp = None;
+            }
             Some(("seccomp", path)) => {
                 let text = std::fs::read(path).map_err(|e| Error::Io {
                     what: format!("read seccomp profile {path}"),
@@ -324,6 +340,7 @@ pub fn config(
                 })?;
                 let v: Value = serde_json::from_slice(&text)
                     .map_err(|e| bad("--security-opt", s, format!("seccomp profile: {e}")))?;
+                default_seccomp = false;
                 seccomp = Some(v);
             }
             Some(("no-new-privileges", v)) => {
@@ -424,7 +441,7 @@ pub fn config(
     if !gids.is_empty() {
         user["additionalGids"] = json!(gids);
     }
-    Ok(json!({
+    let value = json!({
         "ociVersion": "1.2.0",
         "process": {
             "terminal": o.tty,
@@ -439,7 +456,11 @@ pub fn config(
         "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    Ok(Config {
+        value,
+        default_seccomp,
+    })
 }
 
 #[cfg(test)]
@@ -460,36 +481,25 @@ mod tests {
     #[test]
     fn entrypoint_and_cmd_follow_docker() {
         let img = image();
-        let c = config(
-            &img,
-            &LaunchOptions::default(),
-            Path::new("/r"),
-            &no_etc,
-            json!({}),
-        )
-        .unwrap();
+        let c = config(&img, &LaunchOptions::default(), Path::new("/r"), &no_etc)
+            .unwrap()
+            .value;
         assert_eq!(c["process"]["args"], json!(["/app", "--serve"]));
         let o = LaunchOptions {
             command: vec!["x".into()],
             ..Default::default()
         };
-        let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        let c = config(&img, &o, Path::new("/r"), &no_etc).unwrap().value;
         assert_eq!(c["process"]["args"], json!(["/app", "x"]));
         let o = LaunchOptions {
             entrypoint: Some("/sh".into()),
             ..Default::default()
         };
-        let c = config(&img, &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        let c = config(&img, &o, Path::new("/r"), &no_etc).unwrap().value;
         assert_eq!(c["process"]["args"], json!(["/sh"]));
         let empty = ImageProcess::default();
         assert!(matches!(
-            config(
-                &empty,
-                &LaunchOptions::default(),
-                Path::new("/r"),
-                &no_etc,
-                json!({})
-            ),
+            config(&empty, &LaunchOptions::default(), Path::new("/r"), &no_etc,),
             Err(Error::NoCommand)
         ));
     }
@@ -507,14 +517,10 @@ mod tests {
             network: Network::Host,
             ..Default::default()
         };
-        let c = config(
-            &image(),
-            &o,
-            Path::new("/r"),
-            &no_etc,
-            json!({"defaultAction": "SCMP_ACT_ERRNO"}),
-        )
-        .unwrap();
+        let Config {
+            value: c,
+            default_seccomp,
+        } = config(&image(), &o, Path::new("/r"), &no_etc).unwrap();
         assert_eq!(c["root"]["readonly"], true);
         assert_eq!(c["process"]["cwd"], "/srv");
         assert_eq!(c["process"]["user"]["uid"], 1000);
@@ -533,7 +539,9 @@ mod tests {
             json!(["CAP_NET_BIND_SERVICE"])
         );
         assert_eq!(c["process"]["noNewPrivileges"], true);
-        assert!(c["linux"]["seccomp"].is_object());
+        // The default profile joins the spec typed, not through the JSON.
+        assert!(default_seccomp);
+        assert!(c["linux"].get("seccomp").is_none());
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert!(
             !ns.contains(&json!({"type": "network"})),
@@ -558,8 +566,27 @@ mod tests {
             volumes: vec!["/tmp:/data:ro".into()],
             ..Default::default()
         };
-        let c = config(&image(), &o, Path::new("/r"), &no_etc, json!({})).unwrap();
+        let Config {
+            value: c,
+            default_seccomp,
+        } = config(&image(), &o, Path::new("/r"), &no_etc).unwrap();
+        assert!(!default_seccomp);
         assert!(c["linux"].get("seccomp").is_none());
+        // A profile from a file goes into the JSON as it is.
+        let file = std::env::temp_dir().join(format!("mica-seccomp-{}.json", std::process::id()));
+        std::fs::write(&file, r#"{"defaultAction": "SCMP_ACT_LOG"}"#).unwrap();
+        let o = LaunchOptions {
+            security_opts: vec![format!("seccomp={}", file.display())],
+            ..Default::default()
+        };
+        let r = config(&image(), &o, Path::new("/r"), &no_etc);
+        std::fs::remove_file(&file).unwrap();
+        let from_file = r.unwrap();
+        assert!(!from_file.default_seccomp);
+        assert_eq!(
+            from_file.value["linux"]["seccomp"]["defaultAction"],
+            "SCMP_ACT_LOG"
+        );
         assert_eq!(c["process"]["noNewPrivileges"], false);
         let v = c["mounts"]
             .as_array()
@@ -574,7 +601,7 @@ mod tests {
                 ..Default::default()
             };
             assert!(
-                config(&image(), &o, Path::new("/r"), &no_etc, json!({})).is_err(),
+                config(&image(), &o, Path::new("/r"), &no_etc).is_err(),
                 "{bad_vol}"
             );
         }
