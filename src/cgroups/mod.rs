@@ -456,10 +456,17 @@ impl HierarchyDir {
         Ok(())
     }
 
-    /// mkdir every missing component from the mount point down.
+    /// mkdir every missing component down to `dir`, from `created_top`:
+    /// the directories above it existed at resolve time (a nested host
+    /// cgroup costs no EEXIST mkdir and stat per level).
     fn mkdirs(&self) -> Result<()> {
-        let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
-        let mut p = self.mount.clone();
+        let start = self.created_top.as_deref().unwrap_or(&self.dir);
+        let from = start
+            .parent()
+            .filter(|p| p.starts_with(&self.mount))
+            .unwrap_or(&self.mount);
+        let rel = self.dir.strip_prefix(from).unwrap_or(Path::new(""));
+        let mut p = from.to_path_buf();
         for c in rel.components() {
             p.push(c);
             match fs::create_dir(&p) {
