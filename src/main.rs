@@ -28,7 +28,7 @@ fn print_json(v: &serde_json::Value) {
 fn ps_table(pids: &[i32]) {
     println!("{:>8} {:>8} CMD", "PID", "PPID");
     for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let stat = mica::kfile::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let ppid = stat
             .rfind(')')
             .and_then(|i| stat[i + 2..].split(' ').nth(1))

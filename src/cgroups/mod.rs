@@ -1226,7 +1226,7 @@ fn is_gone(e: &io::Error) -> bool {
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|err| Error::Io {
+    crate::kfile::read_to_string(path).map_err(|err| Error::Io {
         op: "read",
         path: path.to_path_buf(),
         err,
@@ -1235,7 +1235,7 @@ fn read(path: &Path) -> Result<String> {
 
 /// Like `read`, but a missing file (or removed cgroup) is `None`.
 fn read_opt(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
+    match crate::kfile::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if is_gone(&e) => Ok(None),
         Err(err) => Err(Error::Io {

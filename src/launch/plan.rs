@@ -356,7 +356,7 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
 
 /// Our own bounding set: a capability outside it cannot be granted.
 fn own_bounding() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = crate::kfile::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapBnd:"))
@@ -383,7 +383,7 @@ fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Res
 }
 
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::kfile::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
