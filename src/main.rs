@@ -2,8 +2,11 @@
 //! error line, exit with a status.
 
 #[cfg(target_env = "musl")]
+mod alloc;
+
+#[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: alloc::Heap = alloc::Heap::new();
 
 use clap::Parser;
 use mica::cli::launch as cl;
