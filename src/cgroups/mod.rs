@@ -465,6 +465,21 @@ impl HierarchyDir {
             .parent()
             .filter(|p| p.starts_with(&self.mount))
             .unwrap_or(&self.mount);
+        match self.mkdirs_from(from) {
+            // A parent that existed when the path was resolved can be gone
+            // now: another container's teardown removed the shared parent
+            // it had created. Create the whole path from the mount down.
+            Err(Error::Io { err, .. })
+                if err.kind() == io::ErrorKind::NotFound && from != self.mount =>
+            {
+                self.mkdirs_from(&self.mount)
+            }
+            r => r,
+        }
+    }
+
+    /// Create each component of `dir` below `from`, which must exist.
+    fn mkdirs_from(&self, from: &Path) -> Result<()> {
         let rel = self.dir.strip_prefix(from).unwrap_or(Path::new(""));
         let mut p = from.to_path_buf();
         for c in rel.components() {

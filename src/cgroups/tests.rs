@@ -325,6 +325,24 @@ fn small_helpers() {
     assert_eq!(rdma_lines(&rdma), ["mlx5_1 hca_handle=3 hca_object=10000"]);
 }
 
+#[test]
+fn mkdirs_recreates_a_shared_parent_removed_since_resolve() {
+    // A plain directory stands in for the hierarchy: mkdirs only mkdirs.
+    let mount = std::env::temp_dir().join(format!("mica-mkdirs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&mount);
+    fs::create_dir_all(mount.join("shared")).unwrap();
+    let comps = ["shared".to_string(), "c1".to_string()];
+    let h = HierarchyDir::new(vec![], &mount, &[], &comps, &|p| p.exists());
+    assert_eq!(h.created_top, Some(mount.join("shared/c1")));
+    // Another container's teardown removes the parent it had created.
+    fs::remove_dir(mount.join("shared")).unwrap();
+    let made = h.mkdirs();
+    let is_dir = h.dir.is_dir();
+    fs::remove_dir_all(&mount).unwrap();
+    made.unwrap();
+    assert!(is_dir);
+}
+
 // ---------------------------------------------------------------------------
 // Root tests: real cgroups, created only below this process's own cgroups.
 // ---------------------------------------------------------------------------
