@@ -7,23 +7,18 @@
 //! time of allocation-heavy code such as compiling a seccomp profile
 //! (128 -> 86 µs for docker's profile). A spin lock is one atomic swap and a
 //! plain store. mica is single-threaded except `mica bench`, whose threads
-//! allocate rarely and briefly; nothing allocates in a signal handler or
-//! between fork and exec.
+//! allocate rarely and briefly; a thread that finds the lock taken yields the
+//! CPU (the holder may be preempted on a 2-core machine) rather than spin.
+//! Nothing allocates in a signal handler or between fork and exec.
 
 use core::alloc::{GlobalAlloc, Layout};
 use dlmalloc::Dlmalloc;
 
-/// The heap; `Dlmalloc` holds raw pointers, so it is not `Send` by itself.
-struct Inner(Dlmalloc);
-
-// SAFETY: the heap is only ever used under the lock.
-unsafe impl Send for Inner {}
-
-pub struct Heap(spin::Mutex<Inner>);
+pub struct Heap(spin::mutex::SpinMutex<Dlmalloc, spin::relax::Yield>);
 
 impl Heap {
     pub const fn new() -> Heap {
-        Heap(spin::Mutex::new(Inner(Dlmalloc::new())))
+        Heap(spin::mutex::SpinMutex::new(Dlmalloc::new()))
     }
 }
 
@@ -31,18 +26,18 @@ impl Heap {
 // the caller passed, as `dlmalloc::GlobalDlmalloc` does.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        self.0.lock().0.malloc(l.size(), l.align())
+        self.0.lock().malloc(l.size(), l.align())
     }
 
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        self.0.lock().0.calloc(l.size(), l.align())
+        self.0.lock().calloc(l.size(), l.align())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, l: Layout) {
-        self.0.lock().0.free(ptr, l.size(), l.align())
+        self.0.lock().free(ptr, l.size(), l.align())
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        self.0.lock().0.realloc(ptr, l.size(), l.align(), new_size)
+        self.0.lock().realloc(ptr, l.size(), l.align(), new_size)
     }
 }
