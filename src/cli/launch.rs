@@ -225,9 +225,12 @@ fn fill_bundle(
     let text = serde_json::to_vec(&config).map_err(mica_failure)?;
     let mut spec: Spec = serde_json::from_slice(&text).map_err(mica_failure)?;
     if default_seccomp {
-        if let Some(linux) = spec.linux_mut() {
-            linux.set_seccomp(Some(crate::spec::default_seccomp::profile()));
-        }
+        // Fail closed: the profile is never silently dropped.
+        let linux = spec
+            .linux_mut()
+            .as_mut()
+            .ok_or_else(|| mica_failure("generated config has no \"linux\" section"))?;
+        linux.set_seccomp(Some(crate::spec::default_seccomp::profile()));
     }
     let text = serde_json::to_vec(&spec).map_err(mica_failure)?;
     std::fs::write(bundle.join("config.json"), &text)
