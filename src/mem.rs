@@ -143,4 +143,30 @@ mod tests {
             }
         }
     }
+
+    /// The direction flag (bit 10 of RFLAGS).
+    fn direction_flag_set() -> bool {
+        let flags: u64;
+        // SAFETY: reads RFLAGS through the stack; nothing else changes.
+        unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags) };
+        flags & (1 << 10) != 0
+    }
+
+    #[test]
+    fn backward_memmove_clears_the_direction_flag_and_copies_onto_itself() {
+        for n in [33usize, 64, 257] {
+            let base = pattern(n + 1);
+            let mut buf = base.clone();
+            let p = buf.as_mut_ptr();
+            unsafe { super::memmove(p.add(1), p, n) };
+            assert!(!direction_flag_set(), "n {n}");
+            assert_eq!(&buf[1..], &base[..n], "n {n}");
+            // dst == src takes the backward path too and leaves the bytes.
+            let mut buf = base.clone();
+            let p = buf.as_mut_ptr();
+            unsafe { super::memmove(p, p, n) };
+            assert!(!direction_flag_set(), "n {n}");
+            assert_eq!(buf, base, "n {n}");
+        }
+    }
 }
