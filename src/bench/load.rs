@@ -6,7 +6,7 @@ use super::host;
 use super::proc::{self, Output, Spawn};
 use super::report::{DensityRow, ThroughputRow};
 use super::workload::Workload;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -172,24 +172,49 @@ fn processes_of(bin: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// The pids in container `id`'s memory cgroup (where a contender put it).
-fn container_pids(ctx: &Ctx, c: &Contender, id: &str, absolute: bool) -> Vec<i32> {
+/// Container `id`'s memory cgroup directory (where a contender put it) and
+/// the file holding its usage: v1 `memory.usage_in_bytes`, or cgroup2's
+/// `memory.current` where no v1 hierarchy has the memory controller.
+fn container_memory_cgroup(ctx: &Ctx, id: &str, absolute: bool) -> Option<(PathBuf, &'static str)> {
     let path = ctx.cg.path(id, absolute);
-    let mut pids = Vec::new();
-    for h in &ctx.cg.hierarchies {
-        if h.v2 || !h.mount.ends_with("memory") {
-            continue;
-        }
-        let dir = if absolute {
+    let dir = |h: &host::Hierarchy| {
+        if absolute {
             h.mount.join(path.trim_start_matches('/'))
         } else {
             h.own_dir().join(&path)
-        };
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+    };
+    let hs = &ctx.cg.hierarchies;
+    if let Some(h) = hs.iter().find(|h| !h.v2 && h.mount.ends_with("memory")) {
+        return Some((dir(h), "memory.usage_in_bytes"));
     }
-    let _ = c;
-    pids
+    hs.iter()
+        .filter(|h| h.v2)
+        .map(|h| (dir(h), "memory.current"))
+        .find(|(d, f)| d.join(f).exists())
+}
+
+/// The pids in container `id`'s memory cgroup.
+fn container_pids(ctx: &Ctx, id: &str, absolute: bool) -> Vec<i32> {
+    let Some((dir, _)) = container_memory_cgroup(ctx, id, absolute) else {
+        return Vec::new();
+    };
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    procs
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// What container `id`'s own memory cgroup is charged, KiB.
+fn container_memory_kib(ctx: &Ctx, id: &str, absolute: bool) -> Option<f64> {
+    let (dir, file) = container_memory_cgroup(ctx, id, absolute)?;
+    let bytes: u64 = std::fs::read_to_string(dir.join(file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(bytes as f64 / 1024.0)
 }
 
 /// Start `n` idle detached containers per contender, measure, remove them.
@@ -287,7 +312,7 @@ pub fn density(
         let procs = processes_of(bin).len();
         let rss: u64 = ids
             .iter()
-            .flat_map(|id| container_pids(ctx, c, id, absolute))
+            .flat_map(|id| container_pids(ctx, id, absolute))
             .filter_map(rss_kib)
             .sum();
         let m = ids.len();
@@ -297,6 +322,11 @@ pub fn density(
             containers: m,
             mem_available_kib: per(avail0.zip(avail1).map(|(a, b)| a as f64 - b as f64)),
             cgroup_kib: per(cg0.zip(cg1).map(|(a, b)| (b as f64 - a as f64) / 1024.0)),
+            container_cgroup_kib: super::stats::median(
+                &ids.iter()
+                    .filter_map(|id| container_memory_kib(ctx, id, absolute))
+                    .collect::<Vec<_>>(),
+            ),
             container_rss_kib: per(Some(rss as f64)),
             runtime_processes: procs,
             note,

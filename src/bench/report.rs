@@ -83,6 +83,12 @@ pub struct DensityRow {
     /// Growth of our memory cgroup's usage per container (the containers'
     /// cgroups are beneath it), KiB.
     pub cgroup_kib: Option<f64>,
+    /// What each container's own memory cgroup is charged, median, KiB: its
+    /// processes' memory and the kernel objects its process made after
+    /// joining (namespaces, mounts). Read from the containers' cgroups, so
+    /// unlike the two host-wide figures no other process's drift enters it.
+    #[serde(default)]
+    pub container_cgroup_kib: Option<f64>,
     /// RSS of the containers' own processes per container, KiB.
     pub container_rss_kib: Option<f64>,
     /// Processes of the runtime still alive while the containers idle (a shim).
@@ -253,6 +259,7 @@ impl Report {
             "containers",
             "MemAvailable/ctr",
             "cgroup/ctr",
+            "own cgroup/ctr",
             "process RSS/ctr",
             "runtime procs left",
             "note",
@@ -270,6 +277,7 @@ impl Report {
                     d.containers.to_string(),
                     kib(d.mem_available_kib),
                     kib(d.cgroup_kib),
+                    kib(d.container_cgroup_kib),
                     kib(d.container_rss_kib),
                     d.runtime_processes.to_string(),
                     d.note.clone(),
@@ -353,7 +361,7 @@ impl Report {
             s.push_str(&self.throughput_table(true));
         }
         if !self.density.is_empty() {
-            let _ = writeln!(s, "\n## Idle detached containers\n\nWhat the host spends per idle detached container (`run --detach` of a sleeping probe), and how many runtime processes stay behind.\n");
+            let _ = writeln!(s, "\n## Idle detached containers\n\nWhat the host spends per idle detached container (`run --detach` of a sleeping probe), and how many runtime processes stay behind. MemAvailable and cgroup (our own memory cgroup, the containers' cgroups beneath it) are deltas across starting them all, so anything else the machine does in that second enters them (on a shared machine they can even come out negative); own cgroup is the median of what each container's own memory cgroup is charged (its processes and the kernel objects made after joining it), and process RSS what its processes map.\n");
             s.push_str(&self.density_table(true));
         }
         if !self.phases.is_empty() {

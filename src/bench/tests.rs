@@ -85,6 +85,7 @@ fn fixed_report() -> Report {
             containers: 20,
             mem_available_kib: Some(512.0),
             cgroup_kib: Some(300.0),
+            container_cgroup_kib: Some(250.0),
             container_rss_kib: Some(200.0),
             runtime_processes: 0,
             note: String::new(),
@@ -130,6 +131,19 @@ fn table_on_fixed_input() {
         text.contains("throughput") && text.contains("96.0") && text.contains("512 KiB"),
         "{text}"
     );
+    let density: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("idle detached"))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert!(density[0].contains("own cgroup/ctr"), "{text}");
+    let row: Vec<&str> = density[1].split_whitespace().collect();
+    assert_eq!(
+        row,
+        ["mica", "run", "20", "512", "KiB", "300", "KiB", "250", "KiB", "200", "KiB", "0"],
+        "{text}"
+    );
     assert!(text.contains("note: a note"), "{text}");
 }
 
@@ -173,6 +187,7 @@ fn json_on_fixed_input() {
     assert_eq!(v["contenders"][2]["skipped"], "youki not found");
     assert!(v["contenders"][2].get("stats").is_none());
     assert_eq!(v["throughput"][0]["per_second"], 96.0);
+    assert_eq!(v["density"][0]["container_cgroup_kib"], 250.0);
     assert_eq!(v["machine"]["cpus"], 2);
     // it reads back
     let back: Report = serde_json::from_value(v).unwrap();
