@@ -1161,6 +1161,56 @@ fn exec_detached_writes_pid_file() {
     c.assert_gone();
 }
 
+/// `exec -d` returns once the process runs its command, as runc's does: an
+/// execve that fails after every check passed (here E2BIG: one argument over
+/// the kernel's 128 KiB limit) is mica's error and exit code, and no pid file
+/// names a process that never ran the command.
+#[test]
+fn exec_detached_reports_a_failed_execve() {
+    let env = Env::new();
+    let (c, pid) = exec_container(&env, "execfail");
+    let pf = env.tmp.path().join("fail.pid");
+    let process = env.tmp.path().join("process.json");
+    let huge = "x".repeat(200 * 1024);
+    std::fs::write(
+        &process,
+        json!({
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": [PROBE, huge],
+            "env": ["PATH=/usr/bin:/bin"],
+            "cwd": "/",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = c.mica(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        "--process",
+        process.to_str().unwrap(),
+        &c.id,
+    ]);
+    assert_ne!(
+        out.code, 0,
+        "exec -d of a failing execve succeeded: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("argument list too long") && out.stderr.lines().count() == 1,
+        "{out:?}"
+    );
+    assert!(
+        !pf.exists(),
+        "pid file written for a process that never ran"
+    );
+    assert!(alive(pid), "the container's init died with the failed exec");
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "{out:?}");
+    c.assert_gone();
+}
+
 /// exec must work every time, not most of the time (the pid namespace is
 /// joined through a second fork: a race there shows up only over many runs).
 #[test]

@@ -129,6 +129,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
         spawned.go(|_| Vec::new())?;
         spawned.wait_ready(|| Ok(()))?;
         let master = receive_terminal(own_tty.as_ref())?;
+        spawned.wait_exec()?;
         if let Some(p) = &o.pid_file {
             write_pid_file(p, spawned.pid())?;
         }

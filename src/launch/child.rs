@@ -27,7 +27,7 @@ const NO_DETAIL: &[u8] = b"";
 /// Entry point of the cloned child. Never returns.
 pub fn run(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> ! {
     match setup(plan, sync_fd, state_buf) {
-        Ok(path) => exec(plan, path),
+        Ok(path) => exec(plan, path, sync_fd),
         Err(msg) => {
             let _ = sync::send(sync_fd, &msg);
             sys::exit(1)
@@ -1049,29 +1049,46 @@ fn find_executable(plan: &Plan) -> CResult<usize> {
     }
 }
 
-fn exec(plan: &Plan, exe: usize) -> ! {
+/// Load seccomp and exec. An `exec`'s caller still waits on the socket (its
+/// end is close-on-exec: EOF means the execve went through), so a failure
+/// here goes to it; an init's `start` does not wait, so it goes to stderr.
+fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
+    let path = &plan.exec_candidates[exe];
+    let fail = |step: Step, e: Errno, what: &[&[u8]], detail: &[u8]| -> ! {
+        if plan.kind == Kind::Exec {
+            let _ = sync::send(sync_fd, &Msg::error(step, e, detail));
+        } else {
+            sys::report_stderr(&[b"mica: "]);
+            sys::report_stderr(what);
+            sys::report_stderr(&[b": ", e.desc().as_bytes(), b"\n"]);
+        }
+        sys::exit(match step {
+            Step::ExecNotFound => 127,
+            Step::ExecPermission | Step::ExecLookup => 126,
+            _ => 1,
+        })
+    };
     if plan.no_new_privs {
         if let Some(s) = &plan.seccomp {
             if let Err(e) = s.install() {
-                sys::report_stderr(&[b"mica: load seccomp filter: ", e.desc().as_bytes(), b"\n"]);
-                sys::exit(1);
+                fail(Step::Seccomp, e, &[b"load seccomp filter"], NO_DETAIL);
             }
         }
     }
     for fd in 3..3 + plan.preserve_fds {
-        let _ = sys::clear_cloexec(fd);
+        // mica's own fds stay close-on-exec even in a hole of the range.
+        if !plan.keep_fds.contains(&fd) {
+            let _ = sys::clear_cloexec(fd);
+        }
     }
-    let path = &plan.exec_candidates[exe];
     unsafe { libc::execve(path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp.as_ptr()) };
     let e = Errno::last();
-    sys::report_stderr(&[
-        b"mica: exec ",
-        path.to_bytes(),
-        b": ",
-        e.desc().as_bytes(),
-        b"\n",
-    ]);
-    sys::exit(if e == Errno::ENOENT { 127 } else { 126 })
+    let step = match e {
+        Errno::ENOENT => Step::ExecNotFound,
+        Errno::EACCES | Errno::EPERM => Step::ExecPermission,
+        _ => Step::ExecLookup,
+    };
+    fail(step, e, &[b"exec ", path.to_bytes()], path.to_bytes())
 }
 
 /// Run one hook from the child (createContainer, startContainer): fork,

@@ -255,6 +255,19 @@ impl Spawned {
         }
     }
 
+    /// After [`wait_ready`](Self::wait_ready) of an `exec`: wait until the
+    /// process has exec'd. Its end of the socket is close-on-exec and the
+    /// kernel drops it on the way back to user space, so EOF means the
+    /// execve went through (the process runs its command); a seccomp load
+    /// or execve that failed reports over the socket instead.
+    pub fn wait_exec(&self) -> Result<()> {
+        match sync::recv(self.sync.as_raw_fd()) {
+            Err(Errno::EPIPE) => Ok(()),
+            Ok(m) => Err(self.unexpected(m)),
+            Err(e) => Err(error::sys("sync receive")(e)),
+        }
+    }
+
     fn send(&self, kind: sync::Kind) -> Result<()> {
         self.send_msg(&sync::Msg::new(kind))
     }
