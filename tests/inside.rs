@@ -358,6 +358,44 @@ fn preserve_fds_passes_exactly_fd_3() {
     );
 }
 
+/// `--preserve-fds 3` with only fd 3 open: fds 4 and 5 are a hole mica's own
+/// fds (state dir, sync socket, ...) could land in; none of them may reach
+/// the container.
+#[test]
+fn preserve_fds_hole_leaks_no_fd_of_mica() {
+    let env = Env::new();
+    let kept = env.tmp.path().join("kept-file");
+    let f = std::fs::File::create(&kept).unwrap();
+    let src = f.as_raw_fd();
+    let b = env.bundle("busybox", &[PROBE], |_| {});
+    let id = env.id("preservehole");
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--preserve-fds", "3", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null());
+    unsafe {
+        cmd.pre_exec(move || {
+            if src != 3 && libc::dup2(src, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fl = libc::fcntl(3, libc::F_GETFD);
+            if fl < 0 || libc::fcntl(3, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for fd in [4, 5] {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let (code, stdout, stderr) = exec_limited(&env, cmd);
+    drop(f);
+    assert_eq!(code, 0, "run failed: {stdout} {stderr}");
+    let j = parse_probe(&stdout);
+    assert_eq!(fd_nums(&j), vec![0, 1, 2, 3], "fds: {}", j["fds"]);
+}
+
 // ------------------------------------------------------------------ 3. user, umask, cwd, env, caps
 
 #[test]

@@ -1076,8 +1076,9 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
         }
     }
     for fd in 3..3 + plan.preserve_fds {
-        // mica's own fds stay close-on-exec even in a hole of the range.
-        if !plan.keep_fds.contains(&fd) {
+        // A hole of the range (filled with /dev/null) and mica's own fds
+        // stay close-on-exec.
+        if !plan.preserve_holes.contains(&fd) && !plan.keep_fds.contains(&fd) {
             let _ = sys::clear_cloexec(fd);
         }
     }
