@@ -319,17 +319,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    // Before anything is opened: no fd of ours may land in a hole of the
-    // preserved range.
+    // Before anything is opened: which fds of the preserved range are the
+    // caller's.
     let preserve = match &cli.command {
         Command::Create { create, .. } | Command::Run { create, .. } => create.preserve_fds,
         Command::Exec { exec, .. } => exec.preserve_fds,
         _ => 0,
     };
-    if let Err(e) = mica::launch::reserve_preserved_fds(preserve) {
-        mica::log::error(&e.to_string());
-        return ExitCode::FAILURE;
-    }
+    mica::launch::record_preserved_fds(preserve);
     mica::log::init(
         cli.log.clone(),
         cli.log_format == LogFormat::Json,

@@ -1075,10 +1075,10 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
             }
         }
     }
-    for fd in 3..3 + plan.preserve_fds {
-        // A hole of the range (filled with /dev/null) and mica's own fds
-        // stay close-on-exec.
-        if !plan.preserve_holes.contains(&fd) && !plan.keep_fds.contains(&fd) {
+    // The caller's fds of the preserved range; one of ours in a gap of it
+    // stays close-on-exec.
+    for &fd in &plan.preserved {
+        if !plan.keep_fds.contains(&fd) {
             let _ = sys::clear_cloexec(fd);
         }
     }

@@ -98,40 +98,40 @@ pub struct Spawned {
 
 const STATE_BUF: usize = 64 * 1024;
 
-/// The fds of `--preserve-fds N` (3..3+N) that were not open when mica
-/// started. Each holds /dev/null, close-on-exec, from then on: none of
-/// mica's own fds (the state dir, the sync socket, a log file) can land in
-/// the range and so reach the container; the child leaves these
-/// close-on-exec.
-static PRESERVE_HOLES: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+/// The fds of `--preserve-fds N` (3..3+N) that were open when mica started:
+/// the caller's. Only these are passed on; an fd of ours that landed in a
+/// gap of the range (the state dir, the sync socket, a log file) stays
+/// close-on-exec and never reaches the container.
+static PRESERVED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
 
-/// Fill the holes of `--preserve-fds n`; call before opening anything.
-pub fn reserve_preserved_fds(n: i32) -> Result<()> {
-    let mut holes = Vec::new();
-    for fd in 3..3 + n.max(0) {
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
-            continue;
-        }
-        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if null < 0 {
-            return Err(error::sys("open /dev/null")(Errno::last()));
-        }
-        if null != fd {
-            let r = unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
-            let e = Errno::last();
-            unsafe { libc::close(null) };
-            if r < 0 {
-                return Err(error::sys(format!("dup3 onto preserved fd {fd}"))(e));
-            }
-        }
-        holes.push(fd);
-    }
-    let _ = PRESERVE_HOLES.set(holes);
-    Ok(())
+/// Note which fds of `--preserve-fds n` are open; call before opening anything.
+pub fn record_preserved_fds(n: i32) {
+    let open = preserved_range(n)
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .collect();
+    let _ = PRESERVED.set(open);
 }
 
-fn preserve_holes() -> Vec<i32> {
-    PRESERVE_HOLES.get().cloned().unwrap_or_default()
+/// The recorded fds, or (a library caller that recorded nothing) the range.
+fn preserved_fds(n: i32) -> Vec<i32> {
+    match PRESERVED.get() {
+        Some(v) => v.clone(),
+        None => preserved_range(n).collect(),
+    }
+}
+
+/// 3..3+n, up to the open-files limit (no fd at or above it can be open).
+fn preserved_range(n: i32) -> std::ops::Range<i32> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        i32::try_from(lim.rlim_cur).unwrap_or(i32::MAX)
+    } else {
+        i32::MAX
+    };
+    3..3i32.saturating_add(n.max(0)).min(limit)
 }
 
 /// Clone the child, write its id maps, put it into `cgroup`. The child waits
@@ -169,7 +169,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
             .collect::<Result<_>>()?;
     }
     plan.keep_fds = keep_fds(&plan, child_sock.as_raw_fd());
-    plan.preserve_holes = preserve_holes();
+    plan.preserved = preserved_fds(plan.preserve_fds);
     // The cgroup2 dir, when clone3 cannot join it: the parent joins late (in
     // `go`, while the child mounts) unless a second fork would create the
     // final process before the join.

@@ -131,9 +131,9 @@ pub struct Plan {
     pub envp: Vec<*const libc::c_char>,
 
     pub preserve_fds: i32,
-    /// Fds of the preserved range that were not open when mica started
-    /// (set by `spawn`): they stay close-on-exec.
-    pub preserve_holes: Vec<i32>,
+    /// The fds of the preserved range that were open when mica started
+    /// (set by `spawn`): the ones passed on.
+    pub preserved: Vec<i32>,
     /// O_RDWR fd of the exec fifo: the child blocks reading it until `start`.
     pub exec_fifo: Option<OwnedFd>,
     pub create_container_hooks: Vec<HookCmd>,
@@ -990,7 +990,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         envp: ptrs(&env_c),
         env: env_c,
         preserve_fds: opts.preserve_fds,
-        preserve_holes: Vec::new(),
+        preserved: Vec::new(),
         exec_fifo: opts.exec_fifo,
         create_container_hooks,
         start_container_hooks,
