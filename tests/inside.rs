@@ -396,6 +396,30 @@ fn preserve_fds_hole_leaks_no_fd_of_mica() {
     assert_eq!(fd_nums(&j), vec![0, 1, 2, 3], "fds: {}", j["fds"]);
 }
 
+/// A `--preserve-fds` far beyond what is open (and beyond the open-files
+/// limit) passes what the caller had open (here whatever the test harness
+/// leaves inheritable) and none of mica's own fds, which land in the gaps.
+#[test]
+fn preserve_fds_far_beyond_the_open_fds() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &[PROBE], |_| {});
+    let id = env.id("preservemany");
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--preserve-fds", "2000000", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null());
+    let (code, stdout, stderr) = exec_limited(&env, cmd);
+    assert_eq!(code, 0, "run failed: {stdout} {stderr}");
+    let j = parse_probe(&stdout);
+    let fds = j["fds"].to_string();
+    assert_eq!(&fd_nums(&j)[..3], &[0, 1, 2], "fds: {fds}");
+    assert!(
+        !fds.contains("/state/") && !fds.contains("socket:") && !fds.contains("cgroup"),
+        "an fd of mica reached the container: {fds}"
+    );
+}
+
 // ------------------------------------------------------------------ 3. user, umask, cwd, env, caps
 
 #[test]
