@@ -317,23 +317,23 @@ fn host_fds_and_env_do_not_leak() {
     );
 }
 
-#[test]
-fn preserve_fds_passes_exactly_fd_3() {
-    let env = Env::new();
+/// `run --preserve-fds N` of the probe; in mica's process only, a file
+/// `kept-file` sits at the fds `at` (inheritable) and the fds `closed` are
+/// closed. Returns the probe's report.
+fn run_preserving(env: &Env, n: &str, at: &'static [i32], closed: &'static [i32]) -> Value {
     let kept = env.tmp.path().join("kept-file");
     let f = std::fs::File::create(&kept).unwrap(); // O_CLOEXEC in this process
     let src = f.as_raw_fd();
     let b = env.bundle("busybox", &[PROBE], |_| {});
     let id = env.id("preserve");
     let mut cmd = env.cmd();
-    cmd.args(["run", "--preserve-fds", "1", "--bundle"])
+    cmd.args(["run", "--preserve-fds", n, "--bundle"])
         .arg(&b)
         .arg(&id)
         .stdin(Stdio::null());
-    // In mica's process only: the file at fd 3 (preserved) and at fd 4 (not).
     unsafe {
         cmd.pre_exec(move || {
-            for target in [3, 4] {
+            for &target in at {
                 if src == target {
                     let fl = libc::fcntl(src, libc::F_GETFD);
                     if fl < 0 || libc::fcntl(src, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
@@ -343,13 +343,23 @@ fn preserve_fds_passes_exactly_fd_3() {
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            for &fd in closed {
+                libc::close(fd);
+            }
             Ok(())
         });
     }
-    let (code, stdout, stderr) = exec_limited(&env, cmd);
+    let (code, stdout, stderr) = exec_limited(env, cmd);
     drop(f);
     assert_eq!(code, 0, "run failed: {stdout} {stderr}");
-    let j = parse_probe(&stdout);
+    parse_probe(&stdout)
+}
+
+#[test]
+fn preserve_fds_passes_exactly_fd_3() {
+    let env = Env::new();
+    // The file at fd 3 (preserved) and at fd 4 (not).
+    let j = run_preserving(&env, "1", &[3, 4], &[]);
     assert_eq!(fd_nums(&j), vec![0, 1, 2, 3], "fds: {}", j["fds"]);
     let target = j["fds"][3]["target"].as_str().unwrap_or_default();
     assert!(
@@ -358,62 +368,26 @@ fn preserve_fds_passes_exactly_fd_3() {
     );
 }
 
-/// `--preserve-fds 3` with only fd 3 open: fds 4 and 5 are a hole mica's own
-/// fds (state dir, sync socket, ...) could land in; none of them may reach
-/// the container.
+/// `--preserve-fds 3` with only fd 3 open: fds 4 and 5 are a gap mica's own
+/// fds (state dir, sync socket, ...) land in; none of them may reach the
+/// container.
 #[test]
 fn preserve_fds_hole_leaks_no_fd_of_mica() {
     let env = Env::new();
-    let kept = env.tmp.path().join("kept-file");
-    let f = std::fs::File::create(&kept).unwrap();
-    let src = f.as_raw_fd();
-    let b = env.bundle("busybox", &[PROBE], |_| {});
-    let id = env.id("preservehole");
-    let mut cmd = env.cmd();
-    cmd.args(["run", "--preserve-fds", "3", "--bundle"])
-        .arg(&b)
-        .arg(&id)
-        .stdin(Stdio::null());
-    unsafe {
-        cmd.pre_exec(move || {
-            if src != 3 && libc::dup2(src, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let fl = libc::fcntl(3, libc::F_GETFD);
-            if fl < 0 || libc::fcntl(3, libc::F_SETFD, fl & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for fd in [4, 5] {
-                libc::close(fd);
-            }
-            Ok(())
-        });
-    }
-    let (code, stdout, stderr) = exec_limited(&env, cmd);
-    drop(f);
-    assert_eq!(code, 0, "run failed: {stdout} {stderr}");
-    let j = parse_probe(&stdout);
+    let j = run_preserving(&env, "3", &[3], &[4, 5]);
     assert_eq!(fd_nums(&j), vec![0, 1, 2, 3], "fds: {}", j["fds"]);
 }
 
 /// A `--preserve-fds` far beyond what is open (and beyond the open-files
-/// limit) passes what the caller had open (here whatever the test harness
-/// leaves inheritable) and none of mica's own fds, which land in the gaps.
+/// limit) passes what the caller had open (the kept file, and whatever the
+/// test harness leaves inheritable) and none of mica's own fds, which land
+/// in the gaps.
 #[test]
 fn preserve_fds_far_beyond_the_open_fds() {
     let env = Env::new();
-    let b = env.bundle("busybox", &[PROBE], |_| {});
-    let id = env.id("preservemany");
-    let mut cmd = env.cmd();
-    cmd.args(["run", "--preserve-fds", "2000000", "--bundle"])
-        .arg(&b)
-        .arg(&id)
-        .stdin(Stdio::null());
-    let (code, stdout, stderr) = exec_limited(&env, cmd);
-    assert_eq!(code, 0, "run failed: {stdout} {stderr}");
-    let j = parse_probe(&stdout);
+    let j = run_preserving(&env, "2000000", &[3], &[]);
     let fds = j["fds"].to_string();
-    assert_eq!(&fd_nums(&j)[..3], &[0, 1, 2], "fds: {fds}");
+    assert_eq!(&fd_nums(&j)[..4], &[0, 1, 2, 3], "fds: {fds}");
     assert!(
         !fds.contains("/state/") && !fds.contains("socket:") && !fds.contains("cgroup"),
         "an fd of mica reached the container: {fds}"
