@@ -394,6 +394,24 @@ fn preserve_fds_far_beyond_the_open_fds() {
     );
 }
 
+#[test]
+fn preserve_fds_below_zero_is_refused() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &[PROBE], |_| {});
+    let id = env.id("preserveneg");
+    let out = env.mica(&[
+        "run",
+        "--preserve-fds=-1",
+        "--bundle",
+        b.to_str().unwrap(),
+        &id,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--preserve-fds"), "{err}");
+    env.assert_state_empty();
+}
+
 // ------------------------------------------------------------------ 3. user, umask, cwd, env, caps
 
 #[test]

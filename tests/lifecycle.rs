@@ -1211,6 +1211,40 @@ fn exec_detached_reports_a_failed_execve() {
     c.assert_gone();
 }
 
+/// An execve that fails for a file that is there (a script whose
+/// interpreter is missing: ENOENT) says so, without a "not found" lookup
+/// message about the file itself.
+#[test]
+fn exec_reports_a_missing_interpreter() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "execinterp");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}),
+        );
+    });
+    c.start_bundle(&b);
+    let out = c.mica(&[
+        "exec",
+        &c.id,
+        "--",
+        "/bin/sh",
+        "-c",
+        "printf '#!/no/such/interpreter\\n' > /tmp/s && chmod +x /tmp/s",
+    ]);
+    assert_eq!(out.code, 0, "write the script: {out:?}");
+    let out = c.mica(&["exec", &c.id, "--", "/tmp/s"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr.trim(),
+        "mica: exec /tmp/s: no such file or directory",
+        "{out:?}"
+    );
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "{out:?}");
+    c.assert_gone();
+}
+
 /// exec must work every time, not most of the time (the pid namespace is
 /// joined through a second fork: a race there shows up only over many runs).
 #[test]

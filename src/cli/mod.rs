@@ -313,7 +313,7 @@ pub struct CreateArgs {
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
     /// Pass N more fds (3..3+N) to the process
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    #[arg(long = "preserve-fds", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
     pub preserve_fds: i32,
     /// Use MS_MOVE + chroot instead of pivot_root
     #[arg(long = "no-pivot")]
@@ -346,7 +346,7 @@ pub struct ExecArgs {
     pub additional_gids: Vec<u32>,
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    #[arg(long = "preserve-fds", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
     pub preserve_fds: i32,
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,

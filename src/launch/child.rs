@@ -1054,24 +1054,23 @@ fn find_executable(plan: &Plan) -> CResult<usize> {
 /// here goes to it; an init's `start` does not wait, so it goes to stderr.
 fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
     let path = &plan.exec_candidates[exe];
-    let fail = |step: Step, e: Errno, what: &[&[u8]], detail: &[u8]| -> ! {
-        if plan.kind == Kind::Exec {
-            let _ = sync::send(sync_fd, &Msg::error(step, e, detail));
-        } else {
+    // `code`: the exit status, as a shell gives (127: not found, 126: found
+    // but not run); stderr when the socket cannot carry the report (a
+    // seccomp profile that denies sendmsg), so it is never silent.
+    let fail = |step: Step, e: Errno, what: &[&[u8]], detail: &[u8], code: c_int| -> ! {
+        let sent =
+            plan.kind == Kind::Exec && sync::send(sync_fd, &Msg::error(step, e, detail)).is_ok();
+        if !sent {
             sys::report_stderr(&[b"mica: "]);
             sys::report_stderr(what);
             sys::report_stderr(&[b": ", e.desc().as_bytes(), b"\n"]);
         }
-        sys::exit(match step {
-            Step::ExecNotFound => 127,
-            Step::ExecPermission | Step::ExecLookup => 126,
-            _ => 1,
-        })
+        sys::exit(code)
     };
     if plan.no_new_privs {
         if let Some(s) = &plan.seccomp {
             if let Err(e) = s.install() {
-                fail(Step::Seccomp, e, &[b"load seccomp filter"], NO_DETAIL);
+                fail(Step::Seccomp, e, &[b"load seccomp filter"], NO_DETAIL, 1);
             }
         }
     }
@@ -1083,13 +1082,17 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
         }
     }
     unsafe { libc::execve(path.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp.as_ptr()) };
+    // The file was found and executable (`find_executable`): what failed is
+    // the exec itself (a missing ELF interpreter, E2BIG, ENOEXEC, ...).
     let e = Errno::last();
-    let step = match e {
-        Errno::ENOENT => Step::ExecNotFound,
-        Errno::EACCES | Errno::EPERM => Step::ExecPermission,
-        _ => Step::ExecLookup,
-    };
-    fail(step, e, &[b"exec ", path.to_bytes()], path.to_bytes())
+    let code = if e == Errno::ENOENT { 127 } else { 126 };
+    fail(
+        Step::ExecLookup,
+        e,
+        &[b"exec ", path.to_bytes()],
+        path.to_bytes(),
+        code,
+    )
 }
 
 /// Run one hook from the child (createContainer, startContainer): fork,

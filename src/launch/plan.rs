@@ -989,7 +989,8 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         argv,
         envp: ptrs(&env_c),
         env: env_c,
-        preserve_fds: opts.preserve_fds,
+        // Negative from a library caller: none (the CLI refuses it).
+        preserve_fds: opts.preserve_fds.max(0),
         preserved: Vec::new(),
         exec_fifo: opts.exec_fifo,
         create_container_hooks,
