@@ -106,6 +106,10 @@ static PRESERVED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
 
 /// Note which fds of `--preserve-fds n` are open; call before opening anything.
 pub fn record_preserved_fds(n: i32) {
+    if n <= 0 {
+        let _ = PRESERVED.set(Vec::new());
+        return;
+    }
     let open = preserved_range(n)
         .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
         .collect();
