@@ -874,6 +874,23 @@ fn seccomp_errno_rule() {
     assert_eq!(g["ret"], 1, "{g}");
 }
 
+/// Without noNewPrivileges the filter is loaded before the capability drop,
+/// so mica's last messages to its parent pass through it: a profile that
+/// denies sendto/sendmsg (an allow-list without them) must still start.
+#[test]
+fn seccomp_denying_send_before_the_capability_drop() {
+    let env = Env::new();
+    let (j, _) = probe_cfg(&env, &["--syscall", "getpid"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sendto", "sendmsg"], "action": "SCMP_ACT_ERRNO"}]
+        });
+    });
+    assert_eq!(j["seccomp"], 2, "no seccomp filter installed");
+    assert_eq!(j["no_new_privs"], false, "{j}");
+}
+
 #[test]
 fn seccomp_kill_process_rule() {
     let env = Env::new();
