@@ -355,6 +355,49 @@ fn run_preserving(env: &Env, n: &str, at: &'static [i32], closed: &'static [i32]
     parse_probe(&stdout)
 }
 
+/// Ignored signals survive execve: whatever mica's caller ignored or blocked
+/// (including the real-time signals libc keeps for itself, and SIGRTMAX)
+/// must not reach the container.
+#[test]
+fn ignored_and_blocked_signals_do_not_leak() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &[PROBE], |_| {});
+    let id = env.id("signals");
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            // rt_sigaction(SIG_IGN) directly: libc refuses 32-34.
+            let ign = [1u64, 0, 0, 0];
+            for sig in [libc::SIGHUP, libc::SIGPIPE, 33, 34, 63, 64] {
+                if libc::syscall(libc::SYS_rt_sigaction, sig, ign.as_ptr(), 0usize, 8usize) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let block: u64 = 1 << (libc::SIGUSR1 - 1) | 1 << (64 - 1);
+            if libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_BLOCK,
+                &block,
+                0usize,
+                8usize,
+            ) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (code, stdout, stderr) = exec_limited(&env, cmd);
+    assert_eq!(code, 0, "run failed: {stdout} {stderr}");
+    let j = parse_probe(&stdout);
+    assert_eq!(j["signals"]["ignored"], json!([]), "{}", j["signals"]);
+    assert_eq!(j["signals"]["blocked"], json!([]), "{}", j["signals"]);
+}
+
 #[test]
 fn preserve_fds_passes_exactly_fd_3() {
     let env = Env::new();

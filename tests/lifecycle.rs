@@ -1045,6 +1045,8 @@ fn exec_joins_the_container() {
         j["pid"], 1,
         "exec'd process must not be the container's pid 1"
     );
+    // A session of its own (as runc): the caller's terminal is out of reach.
+    assert_eq!(j["sid"], j["pid"], "exec'd process leads no session: {j}");
     assert_eq!(j["args"], json!([PROBE]));
     // The init is unaffected.
     assert_eq!(c.status(), "running");

@@ -97,7 +97,10 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if !plan.join_late {
         cgroup_joined(plan, sync_fd, &mut joined)?;
     }
-    if (plan.kind == Kind::Init || plan.terminal) && unsafe { libc::setsid() } < 0 {
+    // A session of its own, as runc gives every process, exec'd or not: no
+    // way back to the caller's controlling terminal (/dev/tty, TIOCSTI),
+    // and the caller's hangup or Ctrl-C does not reach it.
+    if unsafe { libc::setsid() } < 0 {
         return Err(Msg::error(Step::Setsid, Errno::last(), NO_DETAIL));
     }
 

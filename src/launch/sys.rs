@@ -356,18 +356,34 @@ pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
 /// Reset every signal disposition to default and unblock all signals
 /// (the parent may ignore SIGPIPE or block signals it forwards).
 pub fn reset_signals() {
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
+    // Raw syscalls: libc's sigaction refuses its own internal real-time
+    // signals (32-34), and an ignored signal survives execve, so every one
+    // of 1..=64 goes back to SIG_DFL. The kernel's struct for SIG_DFL with
+    // no flags, restorer or mask is all zeros on every architecture.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                )
+            };
         }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
+    let empty = 0u64;
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 /// Write a message straight to fd 2 (used only when nobody else can report).
