@@ -1058,6 +1058,35 @@ fn exec_joins_the_container() {
     assert_eq!(out.stderr, "");
 }
 
+/// `--cap` takes runc's form and the bare name; both reach the process.
+#[test]
+fn exec_adds_capabilities() {
+    let env = Env::new();
+    let (c, _) = exec_container(&env, "execcap");
+    let out = c.mica(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_ADMIN",
+        "--cap",
+        "net_raw",
+        &c.id,
+        "--",
+        PROBE,
+    ]);
+    assert_eq!(out.code, 0, "exec: {out:?}");
+    let j = parse_probe(&out.stdout);
+    for set in ["bounding", "effective", "permitted"] {
+        let caps = j["caps"][set].to_string();
+        assert!(
+            caps.contains("CAP_SYS_ADMIN") && caps.contains("CAP_NET_RAW"),
+            "{set}: {caps}"
+        );
+    }
+    let out = c.mica(&["exec", "--cap", "CAP_NO_SUCH", &c.id, "--", PROBE]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("unknown capability"), "{out:?}");
+}
+
 #[test]
 fn exec_env_cwd_user() {
     let env = Env::new();

@@ -77,9 +77,16 @@ fn process_for(spec_process: Option<Process>, o: &ExecOptions) -> Result<Process
         let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities> {
             let mut set = set.unwrap_or_default();
             for c in &o.cap {
-                let c: oci_spec::runtime::Capability =
-                    c.parse().map_err(|_| Error::Config(format!("unknown capability {c:?}")))?;
-                set.insert(c);
+                // runc's form (CAP_SYS_ADMIN) or the bare name (SYS_ADMIN).
+                let bare = c
+                    .get(..4)
+                    .filter(|p| p.eq_ignore_ascii_case("CAP_"))
+                    .map_or(c.as_str(), |_| &c[4..]);
+                let cap: oci_spec::runtime::Capability = bare
+                    .to_ascii_uppercase()
+                    .parse()
+                    .map_err(|_| Error::Config(format!("unknown capability {c:?}")))?;
+                set.insert(cap);
             }
             Ok(set)
         };
