@@ -39,13 +39,31 @@ fn write(level: &str, msg: &str) {
 }
 
 /// An error: one line on stderr and in the log file.
+/// One line on a terminal or in a caller's log, whatever a message carries
+/// (a tar header's name, a path with a newline): control characters escaped.
+pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(char::is_control) {
+        return msg.into();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 pub fn error(msg: &str) {
-    eprintln!("mica: {msg}");
+    eprintln!("mica: {}", one_line(msg));
     write("error", msg);
 }
 
 pub fn warn(msg: &str) {
-    eprintln!("mica: warning: {msg}");
+    eprintln!("mica: warning: {}", one_line(msg));
     write("warning", msg);
 }
 
@@ -53,5 +71,17 @@ pub fn debug(msg: &str) {
     if SINK.get().is_some_and(|s| s.debug) {
         eprintln!("mica: debug: {msg}");
         write("debug", msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_escapes_control_characters() {
+        assert_eq!(super::one_line("plain: text"), "plain: text");
+        assert_eq!(
+            super::one_line("a\nmica: b\r\tc\u{1b}[2J"),
+            "a\\nmica: b\\r\\tc\\u{1b}[2J"
+        );
     }
 }

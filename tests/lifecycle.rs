@@ -980,6 +980,50 @@ fn run_returns_exit_code_and_cleans_up() {
     env.assert_state_empty();
 }
 
+/// An error is one line whatever the input carries (a path, a tar header's
+/// name with a newline): a caller reading "mica: ..." lines sees no forged one.
+#[test]
+fn errors_are_one_line() {
+    let env = Env::new();
+    let store = env.tmp.path().join("store");
+    let out = env.mica(&[
+        "--store",
+        store.to_str().unwrap(),
+        "image",
+        "import",
+        "/nonexistent\nmica: injected",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("mica: ") && err.contains("\\nmica: injected"),
+        "{err}"
+    );
+}
+
+/// A setup step that fails while a message of the parent is unread (the
+/// child exits, the socket is reset) still reports the step, every time.
+#[test]
+fn setup_errors_survive_a_reset_socket() {
+    let env = Env::new();
+    let not_a_ns = env.tmp.path().join("not-a-namespace");
+    std::fs::write(&not_a_ns, b"x").unwrap();
+    let p = not_a_ns.to_str().unwrap().to_string();
+    let c = Ctr::new(&env, "nsfile");
+    let b = c.bundle("busybox", &[PROBE], move |cfg| {
+        let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": p}));
+    });
+    for i in 0..20 {
+        let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+        assert_ne!(out.code, 0, "#{i}: {out:?}");
+        assert!(out.stderr.contains("join namespace"), "#{i}: {out:?}");
+        c.assert_gone();
+    }
+}
+
 #[test]
 fn run_detached_keeps_running() {
     let env = Env::new();

@@ -223,7 +223,13 @@ pub fn recv(fd: i32) -> Result<Msg, Errno> {
     let mut msg = Msg::new(Kind::Go);
     let p = &mut msg as *mut Msg as *mut u8;
     let buf = unsafe { std::slice::from_raw_parts_mut(p, std::mem::size_of::<Msg>()) };
-    let n = sys::read(fd, buf)?;
+    // A peer that exits with a message of ours unread resets the socket,
+    // and the reset is reported before what it sent last (its error
+    // report): the reset is cleared once reported, so read again.
+    let n = match sys::read(fd, buf) {
+        Err(Errno::ECONNRESET) => sys::read(fd, buf)?,
+        r => r?,
+    };
     if n == 0 {
         return Err(Errno::EPIPE);
     }
