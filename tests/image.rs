@@ -880,6 +880,60 @@ fn corrupt_blobs_and_wrong_diff_ids_leave_nothing() {
     fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     check(&dir, "bytes, the manifest says 3");
 
+    // A docker archive cut short in its last member: said so, not a
+    // misleading digest or diff_id mismatch.
+    let img = small_image("trunc");
+    let whole = t.path("whole.tar");
+    write_docker_archive(&whole, &img, &["trunc:1"], true);
+    let b = fs::read(&whole).unwrap();
+    // Halfway into the data of the archive's last member.
+    let mut ar = tar::Archive::new(std::io::Cursor::new(&b));
+    let (pos, size) = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type().is_file() && e.size() > 1)
+        .map(|e| (e.raw_file_position(), e.size()))
+        .last()
+        .unwrap();
+    let cut = t.path("cut.tar");
+    fs::write(&cut, &b[..(pos + size / 2) as usize]).unwrap();
+    check(&cut, "truncated");
+
+    // A FIFO planted as a blob: refused, not waited on (the import runs as a
+    // command so that a hang is a failure, not a stuck test).
+    let img = small_image("fifo");
+    let dir = t.path("fifo");
+    write_layout(&dir, &[(&img, None)]);
+    let blob = dir.join("blobs/sha256").join(hex_of(&img.layers[0].digest));
+    fs::remove_file(&blob).unwrap();
+    let c = CString::new(blob.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut child = Command::new(mica_bin())
+        .arg("--store")
+        .arg(t.root())
+        .args(["image", "import"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("import of a layout with a FIFO blob hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not a regular file"),
+        "{err}"
+    );
+    assert_eq!(t.files(), before, "the store changed after: {err}");
+
     // A missing blob.
     let img = small_image("missing");
     let dir = t.path("missing");

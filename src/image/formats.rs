@@ -332,7 +332,10 @@ impl Source {
         match &self.kind {
             Kind::Dir(fd) => {
                 let n = clean(name).filter(|n| !n.is_empty()).ok_or_else(missing)?;
-                let f = match sys::open_in_root(fd.as_fd(), n.as_bytes(), libc::O_RDONLY) {
+                // O_NONBLOCK: a FIFO planted in the layout must not block the
+                // open before the regular-file check below.
+                let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+                let f = match sys::open_in_root(fd.as_fd(), n.as_bytes(), flags) {
                     Ok(f) => File::from(f),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
                     Err(e) => return Err(io_err(format!("{}/{n}", self.display))(e)),
@@ -412,7 +415,9 @@ impl Source {
 
 /// Name -> member for every entry of the tar at `path`.
 fn index_tar(path: &Path) -> io::Result<HashMap<String, Member>> {
-    let mut ar = tar::Archive::new(File::open(path)?);
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut ar = tar::Archive::new(file);
     let mut members = HashMap::new();
     for entry in ar.entries_with_seek()? {
         let entry = entry?;
@@ -431,10 +436,19 @@ fn index_tar(path: &Path) -> io::Result<HashMap<String, Member>> {
                 .and_then(|l| String::from_utf8(l.into_owned()).ok())
         };
         let m = match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous => Member::File {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
-            },
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let (offset, size) = (entry.raw_file_position(), entry.size());
+                if offset.saturating_add(size) > len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "truncated: {name:?} needs {} bytes, the archive has {len}",
+                            offset.saturating_add(size)
+                        ),
+                    ));
+                }
+                Member::File { offset, size }
+            }
             tar::EntryType::Link => match link().and_then(|l| clean(&l)) {
                 Some(t) => Member::Hard(t),
                 None => Member::Unsupported("hard link with a bad target"),
