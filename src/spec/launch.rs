@@ -123,7 +123,10 @@ pub fn parse_size(s: &str) -> Option<i64> {
         _ => (s, 1),
     };
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then_some((v * mult as f64) as i64)
+    // At least a byte, and below i64::MAX: a cast would turn NaN, a
+    // fraction of a byte or an overflow into 0 or i64::MAX ("unlimited").
+    let bytes = v * mult as f64;
+    (bytes >= 1.0 && bytes < i64::MAX as f64).then_some(bytes as i64)
 }
 
 fn cap_name(c: &str) -> String {
@@ -275,6 +278,9 @@ pub fn config(
         }
     }
     for e in &o.env {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(bad("--env", e, "the variable has no name"));
+        }
         if e.contains('=') {
             set_env(&mut env, e);
         } else if let Ok(v) = std::env::var(e) {
@@ -418,8 +424,10 @@ pub fn config(
         let cpus: f64 = c
             .parse()
             .map_err(|_| bad("--cpus", c, "use a number like 0.5"))?;
-        if cpus <= 0.0 {
-            return Err(bad("--cpus", c, "must be positive"));
+        // The kernel's smallest CFS quota is 1 ms of a 100 ms period; NaN
+        // and infinity are no CPU count (a cast would make them "no limit").
+        if !(0.01..=1_000_000.0).contains(&cpus) {
+            return Err(bad("--cpus", c, "must be a number from 0.01 to 1000000"));
         }
         resources["cpu"] = json!({"quota": (cpus * 100_000.0) as i64, "period": 100_000});
     }
@@ -636,5 +644,41 @@ mod tests {
         assert_eq!(parse_size("512kb"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("x"), None);
+        for bad in [
+            "nan",
+            "inf",
+            "-1",
+            "0",
+            "0.5",
+            "99999999999999999999g",
+            "8589934592g",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn impossible_limits_and_nameless_env_are_refused() {
+        let with = |f: &dyn Fn(&mut LaunchOptions)| {
+            let mut o = LaunchOptions::default();
+            f(&mut o);
+            config(&image(), &o, Path::new("/r"), &no_etc).map(|c| c.value)
+        };
+        for c in ["NaN", "inf", "0", "0.000001", "1e30", "-2"] {
+            let e = with(&|o| o.cpus = Some(c.into())).unwrap_err().to_string();
+            assert!(e.contains("--cpus"), "{c}: {e}");
+        }
+        let v = with(&|o| o.cpus = Some("0.01".into())).unwrap();
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 1000);
+        for m in ["NaN", "0.5", "18446744073709551615"] {
+            let e = with(&|o| o.memory = Some(m.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--memory"), "{m}: {e}");
+        }
+        for e in ["=x", ""] {
+            let err = with(&|o| o.env = vec![e.into()]).unwrap_err().to_string();
+            assert!(err.contains("--env"), "{e:?}: {err}");
+        }
     }
 }
