@@ -1024,6 +1024,24 @@ fn setup_errors_survive_a_reset_socket() {
     }
 }
 
+/// A memory limit too small to set the container up: the kernel kills the
+/// process during setup, and the error says so (not a socket error).
+#[test]
+fn a_process_killed_during_setup_is_named() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "oomsetup");
+    let b = c.bundle("busybox", &[PROBE], |cfg| {
+        cfg["linux"]["resources"] = json!({"memory": {"limit": 4096}});
+    });
+    let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("killed by signal 9 during setup") && out.stderr.contains("memory"),
+        "{out:?}"
+    );
+    c.assert_gone();
+}
+
 #[test]
 fn run_detached_keeps_running() {
     let env = Env::new();

@@ -94,6 +94,8 @@ pub struct Spawned {
     join_late: bool,
     /// ...after the parent put it into this cgroup2 dir.
     late_cgroup: Option<Cgroup>,
+    /// Reaped already (it died during setup): its pid may be another's now.
+    reaped: std::cell::Cell<bool>,
 }
 
 const STATE_BUF: usize = 64 * 1024;
@@ -199,6 +201,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         second_fork: plan.second_fork,
         join_late,
         late_cgroup: if join_late { late_cgroup.clone() } else { None },
+        reaped: std::cell::Cell::new(false),
     };
     let setup = || -> Result<()> {
         if let Some(m) = &plan.uid_map {
@@ -328,10 +331,30 @@ impl Spawned {
     fn recv(&self) -> Result<sync::Msg> {
         match sync::recv(self.sync.as_raw_fd()) {
             Ok(m) => Ok(m),
-            Err(Errno::EPIPE) => Err(Error::Protocol(
-                "the container process exited during setup".into(),
-            )),
+            Err(Errno::EPIPE) => Err(Error::Protocol(self.died_in_setup())),
             Err(e) => Err(error::sys("sync receive")(e)),
+        }
+    }
+
+    /// The child closed the socket without a word: it died before exec.
+    /// Say how, when it is our child (a second fork's process is not).
+    fn died_in_setup(&self) -> String {
+        let what = "the container process exited during setup";
+        let mut status = 0;
+        if unsafe { libc::waitpid(self.pid, &mut status, 0) } != self.pid {
+            return what.into();
+        }
+        self.reaped.set(true);
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            let hint = if sig == libc::SIGKILL {
+                " (out of memory? the memory limit may be too low to set the container up)"
+            } else {
+                ""
+            };
+            format!("the container process was killed by signal {sig} during setup{hint}")
+        } else {
+            format!("{what} (status {})", libc::WEXITSTATUS(status))
         }
     }
 
@@ -349,6 +372,9 @@ impl Spawned {
 
     /// Kill the child (and reap it if it is ours).
     pub fn kill(&self) {
+        if self.reaped.get() {
+            return;
+        }
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
     }
