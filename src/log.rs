@@ -38,39 +38,41 @@ fn write(level: &str, msg: &str) {
     }
 }
 
-/// An error: one line on stderr and in the log file.
 /// One line on a terminal or in a caller's log, whatever a message carries
 /// (a tar header's name, a path with a newline): control characters escaped.
 pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
     if !msg.chars().any(char::is_control) {
         return msg.into();
     }
-    msg.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
+    let mut s = String::with_capacity(msg.len() + 8);
+    for c in msg.chars() {
+        if c.is_control() {
+            s.extend(c.escape_default());
+        } else {
+            s.push(c);
+        }
+    }
+    s.into()
 }
 
+/// `mica: <level: >msg` on stderr (one line) and the record in the log file.
+fn emit(level: &str, prefix: &str, msg: &str) {
+    eprintln!("mica: {prefix}{}", one_line(msg));
+    write(level, msg);
+}
+
+/// An error: one line on stderr and in the log file.
 pub fn error(msg: &str) {
-    eprintln!("mica: {}", one_line(msg));
-    write("error", msg);
+    emit("error", "", msg);
 }
 
 pub fn warn(msg: &str) {
-    eprintln!("mica: warning: {}", one_line(msg));
-    write("warning", msg);
+    emit("warning", "warning: ", msg);
 }
 
 pub fn debug(msg: &str) {
     if SINK.get().is_some_and(|s| s.debug) {
-        eprintln!("mica: debug: {msg}");
-        write("debug", msg);
+        emit("debug", "debug: ", msg);
     }
 }
 

@@ -446,6 +446,13 @@ impl<'a> Ctr<'a> {
     }
 
     /// Nothing of this container is left: no state dir, no process, no cgroup.
+    /// `delete --force` succeeds and leaves nothing of the container.
+    fn force_delete_gone(&self) {
+        let out = self.mica(&["delete", "--force", &self.id]);
+        assert!(out.ok(), "delete --force: {out:?}");
+        self.assert_gone();
+    }
+
     fn assert_gone(&self) {
         assert!(
             !self.state_dir().exists(),
@@ -1299,9 +1306,7 @@ fn exec_detached_reports_a_failed_execve() {
         "pid file written for a process that never ran"
     );
     assert!(alive(pid), "the container's init died with the failed exec");
-    let out = c.mica(&["delete", "--force", &c.id]);
-    assert!(out.ok(), "{out:?}");
-    c.assert_gone();
+    c.force_delete_gone();
 }
 
 /// An execve that fails for a file that is there (a script whose
@@ -1333,9 +1338,7 @@ fn exec_reports_a_missing_interpreter() {
         "mica: exec /tmp/s: no such file or directory",
         "{out:?}"
     );
-    let out = c.mica(&["delete", "--force", &c.id]);
-    assert!(out.ok(), "{out:?}");
-    c.assert_gone();
+    c.force_delete_gone();
 }
 
 /// exec must work every time, not most of the time (the pid namespace is
@@ -2277,7 +2280,5 @@ fn exec_with_terminal_proxies_the_pty() {
         c.id
     );
     assert_has_tty_under_script(&cmd, 4);
-    let del = c.mica(&["delete", "--force", &c.id]);
-    assert!(del.ok(), "{del:?}");
-    c.assert_gone();
+    c.force_delete_gone();
 }

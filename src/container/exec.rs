@@ -77,13 +77,10 @@ fn process_for(spec_process: Option<Process>, o: &ExecOptions) -> Result<Process
         let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities> {
             let mut set = set.unwrap_or_default();
             for c in &o.cap {
-                // runc's form (CAP_SYS_ADMIN) or the bare name (SYS_ADMIN).
-                let bare = c
-                    .get(..4)
-                    .filter(|p| p.eq_ignore_ascii_case("CAP_"))
-                    .map_or(c.as_str(), |_| &c[4..]);
-                let cap: oci_spec::runtime::Capability = bare
-                    .to_ascii_uppercase()
+                // runc's form (CAP_SYS_ADMIN) or the bare name (SYS_ADMIN);
+                // oci-spec parses the name without its CAP_.
+                let cap: oci_spec::runtime::Capability = crate::spec::launch::cap_name(c)
+                    ["CAP_".len()..]
                     .parse()
                     .map_err(|_| Error::Config(format!("unknown capability {c:?}")))?;
                 set.insert(cap);

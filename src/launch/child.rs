@@ -1060,20 +1060,27 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
     // `code`: the exit status, as a shell gives (127: not found, 126: found
     // but not run); stderr when the socket cannot carry the report (a
     // seccomp profile that denies sendmsg), so it is never silent.
-    let fail = |step: Step, e: Errno, what: &[&[u8]], detail: &[u8], code: c_int| -> ! {
+    let fail = |step: Step, e: Errno, detail: &[u8], code: c_int| -> ! {
         let sent =
             plan.kind == Kind::Exec && sync::send(sync_fd, &Msg::error(step, e, detail)).is_ok();
         if !sent {
-            sys::report_stderr(&[b"mica: "]);
-            sys::report_stderr(what);
-            sys::report_stderr(&[b": ", e.desc().as_bytes(), b"\n"]);
+            let sep: &[u8] = if detail.is_empty() { b"" } else { b" " };
+            sys::report_stderr(&[
+                b"mica: ",
+                step.describe().as_bytes(),
+                sep,
+                detail,
+                b": ",
+                e.desc().as_bytes(),
+                b"\n",
+            ]);
         }
         sys::exit(code)
     };
     if plan.no_new_privs {
         if let Some(s) = &plan.seccomp {
             if let Err(e) = s.install() {
-                fail(Step::Seccomp, e, &[b"load seccomp filter"], NO_DETAIL, 1);
+                fail(Step::Seccomp, e, NO_DETAIL, 1);
             }
         }
     }
@@ -1089,13 +1096,7 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
     // the exec itself (a missing ELF interpreter, E2BIG, ENOEXEC, ...).
     let e = Errno::last();
     let code = if e == Errno::ENOENT { 127 } else { 126 };
-    fail(
-        Step::ExecLookup,
-        e,
-        &[b"exec ", path.to_bytes()],
-        path.to_bytes(),
-        code,
-    )
+    fail(Step::ExecLookup, e, path.to_bytes(), code)
 }
 
 /// Run one hook from the child (createContainer, startContainer): fork,

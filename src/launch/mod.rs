@@ -108,10 +108,6 @@ static PRESERVED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
 
 /// Note which fds of `--preserve-fds n` are open; call before opening anything.
 pub fn record_preserved_fds(n: i32) {
-    if n <= 0 {
-        let _ = PRESERVED.set(Vec::new());
-        return;
-    }
     let open = preserved_range(n)
         .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
         .collect();
@@ -128,6 +124,9 @@ fn preserved_fds(n: i32) -> Vec<i32> {
 
 /// 3..3+n, up to the open-files limit (no fd at or above it can be open).
 fn preserved_range(n: i32) -> std::ops::Range<i32> {
+    if n <= 0 {
+        return 3..3; // no getrlimit on every start that preserves nothing
+    }
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -137,7 +136,7 @@ fn preserved_range(n: i32) -> std::ops::Range<i32> {
     } else {
         i32::MAX
     };
-    3..3i32.saturating_add(n.max(0)).min(limit)
+    3..3i32.saturating_add(n).min(limit)
 }
 
 /// Clone the child, write its id maps, put it into `cgroup`. The child waits

@@ -189,32 +189,27 @@ impl Msg {
 pub fn send(fd: i32, msg: &Msg) -> Result<(), Errno> {
     let p = msg as *const Msg as *const u8;
     let bytes = unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<Msg>()) };
-    let retry = |f: &dyn Fn() -> isize| loop {
-        if f() >= 0 {
+    // send(MSG_NOSIGNAL): a peer that is gone is EPIPE, not a SIGPIPE.
+    loop {
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes.as_ptr() as *const _,
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
             return Ok(());
         }
-        let e = Errno::last();
-        if e != Errno::EINTR {
-            return Err(e);
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::EPIPE => return Err(Errno::EPIPE),
+            // The container's seccomp profile, loaded before the capability
+            // drop when noNewPrivileges is off, may deny sendto/sendmsg (an
+            // allow-list without them): write(2) sends the same record.
+            _ => return sys::write_all(fd, bytes),
         }
-    };
-    // send(MSG_NOSIGNAL): a peer that is gone is EPIPE, not a SIGPIPE.
-    let sent = retry(&|| unsafe {
-        libc::send(
-            fd,
-            bytes.as_ptr() as *const _,
-            bytes.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    });
-    match sent {
-        // The container's seccomp profile, loaded before the capability
-        // drop when noNewPrivileges is off, may deny sendto/sendmsg (an
-        // allow-list without them): write(2) sends the same record.
-        Err(e) if e != Errno::EPIPE => {
-            retry(&|| unsafe { libc::write(fd, bytes.as_ptr() as *const _, bytes.len()) })
-        }
-        r => r,
     }
 }
 

@@ -129,7 +129,8 @@ pub fn parse_size(s: &str) -> Option<i64> {
     (bytes >= 1.0 && bytes < i64::MAX as f64).then_some(bytes as i64)
 }
 
-fn cap_name(c: &str) -> String {
+/// "sys_admin", "CAP_SYS_ADMIN" -> "CAP_SYS_ADMIN".
+pub(crate) fn cap_name(c: &str) -> String {
     let up = c.to_ascii_uppercase();
     if up.starts_with("CAP_") {
         up
