@@ -820,11 +820,35 @@ fn without_pid_namespace_the_probe_is_not_pid_1() {
     assert_eq!(j["namespaces"]["pid"], host_ns("pid"));
 }
 
+/// Whether the probe's reads show `lo` up in its network namespace: the
+/// kernel gives 127.0.0.1 its local route only once lo is up.
+fn loopback_is_up(j: &Value) -> bool {
+    action(j, "reads", "/proc/net/fib_trie")["content"]
+        .as_str()
+        .is_some_and(|t| t.contains("127.0.0.1"))
+}
+
 #[test]
 fn network_namespace_is_new_and_only_when_asked() {
     let env = Env::new();
-    let (j, _) = probe_cfg(&env, &[], |_| {});
+    let (j, _) = probe_cfg(
+        &env,
+        &[
+            "--read",
+            "/sys/class/net/lo/flags",
+            "--read",
+            "/proc/net/fib_trie",
+        ],
+        |_| {},
+    );
     assert_ne!(j["namespaces"]["net"], host_ns("net"));
+    // As runc and crun do: a new network namespace's loopback is up.
+    assert_eq!(
+        action(&j, "reads", "/sys/class/net/lo/flags")["content"],
+        "0x9\n",
+        "IFF_UP|IFF_LOOPBACK"
+    );
+    assert!(loopback_is_up(&j), "{j}");
     assert!(
         j["namespaces"]["net"]
             .as_str()
@@ -847,6 +871,8 @@ fn user_namespace_maps_root() {
             "/proc/self/uid_map",
             "--read",
             "/proc/self/gid_map",
+            "--read",
+            "/proc/net/fib_trie",
         ],
         |c| {
             c["linux"]["namespaces"]
@@ -869,6 +895,8 @@ fn user_namespace_maps_root() {
     assert_eq!(j["uid"], 0);
     assert_eq!(j["gid"], 0);
     assert_ne!(j["namespaces"]["user"], host_ns("user"));
+    // The namespace's root brings up lo in the network namespace it owns.
+    assert!(loopback_is_up(&j), "{j}");
     for f in ["/proc/self/uid_map", "/proc/self/gid_map"] {
         let r = action(&j, "reads", f);
         let fields: Vec<&str> = r["content"]

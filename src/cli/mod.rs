@@ -267,7 +267,7 @@ pub struct LaunchArgs {
     pub entrypoint: Option<String>,
     #[arg(long)]
     pub hostname: Option<String>,
-    /// none (default: a private network namespace with only loopback) or host
+    /// none (default: a private network namespace with only loopback, up) or host
     #[arg(long, value_parser = ["none", "host"], default_value = "none")]
     pub network: String,
     /// Memory limit, e.g. 64m

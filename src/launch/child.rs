@@ -89,6 +89,9 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.second_fork {
         second_fork(plan, sync_fd)?;
     }
+    if plan.loopback_up {
+        sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
+    }
     // The state JSON, for the hooks the child runs itself.
     let state_len = recv_state(sync_fd, state_buf)?;
     let state = &state_buf[..state_len];

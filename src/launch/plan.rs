@@ -84,6 +84,8 @@ pub struct Plan {
     /// what clone would give.
     pub unshare_early: libc::c_int,
     pub second_fork: bool,
+    /// A new network namespace is made: bring its `lo` up.
+    pub loopback_up: bool,
     pub new_cgroupns: bool,
     pub timens_offsets: Option<CString>,
     pub user_ns: bool,
@@ -530,6 +532,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut unshare_in_middle = 0;
     let mut second_fork = false;
     let mut new_cgroupns = false;
+    let mut loopback_up = false;
     let mut user_ns = false;
     let mut has_mount_ns = false;
     let mut time_new = false;
@@ -568,6 +571,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
                 LinuxNamespaceType::Time => time_new = true,
                 LinuxNamespaceType::User => {
                     user_ns = true;
+                    clone_flags |= flag as u64;
+                }
+                LinuxNamespaceType::Network => {
+                    loopback_up = true;
                     clone_flags |= flag as u64;
                 }
                 _ => clone_flags |= flag as u64,
@@ -947,6 +954,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         unshare_in_middle,
         unshare_early,
         second_fork,
+        loopback_up,
         new_cgroupns: new_cgroupns && opts.kind == Kind::Init,
         timens_offsets,
         user_ns,

@@ -88,6 +88,7 @@ steps!(
     OomScore,
     Fds,
     Cgroup,
+    Loopback,
 );
 
 impl Step {
@@ -136,6 +137,7 @@ impl Step {
             OomScore => "set oom_score_adj",
             Fds => "prepare file descriptors",
             Cgroup => "join cgroup",
+            Loopback => "bring up loopback",
         }
     }
 }

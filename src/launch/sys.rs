@@ -206,6 +206,30 @@ pub fn unshare(flags: c_int) -> SysResult<()> {
     check_int(unsafe { libc::unshare(flags) }).map(drop)
 }
 
+/// Bring the network namespace's loopback interface up, as runc and crun
+/// do for a namespace they create (a new one starts with `lo` down, so
+/// 127.0.0.1 and ::1 are unreachable).
+pub fn loopback_up() -> SysResult<()> {
+    let s = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, c) in req.ifr_name.iter_mut().zip(b"lo") {
+        *d = *c as c_char;
+    }
+    let r = (|| {
+        check_int(unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS as _, &mut req) })?;
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        if flags & libc::IFF_UP as libc::c_short == 0 {
+            req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+            check_int(unsafe { libc::ioctl(s, libc::SIOCSIFFLAGS as _, &req) })?;
+        }
+        Ok(())
+    })();
+    close(s);
+    r
+}
+
 pub fn prctl(op: c_int, a: c_ulong, b: c_ulong, c: c_ulong, d: c_ulong) -> SysResult<c_int> {
     check_int(unsafe { libc::prctl(op, a, b, c, d) })
 }
