@@ -382,11 +382,26 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     )
 }
 
-/// Signals `run` forwards to the container instead of dying of them.
-pub const FORWARDED: [nix::sys::signal::Signal; 7] = {
-    use nix::sys::signal::Signal::*;
-    [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
-};
+/// The signals `run` and `exec` pass on to the container's process instead
+/// of dying of them, as runc does: every one but SIGKILL and SIGSTOP (which
+/// cannot be caught) and those a fault of mica's own raises (SEGV, BUS, FPE,
+/// ILL, TRAP). Real-time signals included. SIGCHLD is among them: it wakes
+/// the wait and is not passed on.
+pub fn forwarded() -> u64 {
+    let mut bits = u64::MAX;
+    for s in [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGTRAP,
+    ] {
+        bits &= !(1u64 << (s - 1));
+    }
+    bits
+}
 
 /// Wait for `pid` (our child, or adopted as subreaper), forwarding signals;
 /// returns its exit status as a shell would (128+N for a signal).
@@ -395,12 +410,9 @@ pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
         if let Some(code) = reap(pid) {
             return code;
         }
-        match mask.wait() {
-            Ok(nix::sys::signal::Signal::SIGCHLD) => {}
-            Ok(sig) => unsafe {
-                libc::kill(pid, sig as i32);
-            },
-            Err(_) => {}
+        let sig = unsafe { libc::sigwaitinfo(mask.as_ref(), std::ptr::null_mut()) };
+        if sig > 0 && sig != libc::SIGCHLD {
+            unsafe { libc::kill(pid, sig) };
         }
     }
 }
@@ -408,31 +420,43 @@ pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
 /// Reap every exited child; `Some(status)` once `pid` is among them
 /// (128+N for signal N; 255 when there is nothing left to wait for).
 pub fn reap(pid: i32) -> Option<i32> {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    // libc's waitpid, not nix's: nix cannot name a real-time signal and
+    // turns such a death into an error.
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Some(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                return Some(128 + sig as i32)
+        let mut status = 0;
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 => return None,
+            p if p == pid && libc::WIFEXITED(status) => return Some(libc::WEXITSTATUS(status)),
+            p if p == pid && libc::WIFSIGNALED(status) => {
+                return Some(128 + libc::WTERMSIG(status))
             }
-            Ok(WaitStatus::StillAlive) => return None,
-            Ok(_) => continue,
-            Err(_) => return Some(255),
+            p if p > 0 => continue,
+            _ if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+            _ => return Some(255),
         }
     }
 }
 
+/// Block the [`forwarded`] signals (raw rt_sigprocmask: libc's wrappers
+/// drop its internal real-time signals from the set) and return them as the
+/// set to wait on.
 pub fn block_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
-    let _ = set.thread_block();
+    let bits = forwarded();
+    // sigset_t is a bit array: signal N is bit N-1 of the first word.
+    let mut raw: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { *(&mut raw as *mut libc::sigset_t as *mut u64) = bits };
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            &bits as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
     // Orphaned grandchildren (second fork) are reparented to us.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    set
+    unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) }
 }
 
 /// create + start; unless detached, wait for the process, delete the

@@ -1,7 +1,7 @@
 //! `run` with `process.terminal` and no `--console-socket`: mica receives the
 //! pty master itself and connects it to its own stdin/stdout, as runc does.
 
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -112,13 +112,12 @@ pub fn proxy_wait(master: OwnedFd, pid: i32, mask: &SigSet) -> i32 {
             }
             if fds[0].revents != 0 {
                 if let Ok(Some(info)) = sfd.read_signal() {
-                    match Signal::try_from(info.ssi_signo as i32) {
-                        Ok(Signal::SIGCHLD) => {}
-                        Ok(Signal::SIGWINCH) => copy_winsize(stdin.as_fd(), master.as_fd()),
-                        Ok(sig) => unsafe {
-                            libc::kill(pid, sig as i32);
+                    match info.ssi_signo as i32 {
+                        libc::SIGCHLD => {}
+                        libc::SIGWINCH => copy_winsize(stdin.as_fd(), master.as_fd()),
+                        sig => unsafe {
+                            libc::kill(pid, sig);
                         },
-                        Err(_) => {}
                     }
                 }
             }
