@@ -266,7 +266,10 @@ fn default_config_is_locked_down() {
     // Process environment.
     assert_eq!(fd_nums(&j), vec![0, 1, 2], "fds: {}", j["fds"]);
     assert_eq!(j["cwd"], "/");
-    assert_eq!(j["env"], cfg["process"]["env"]);
+    // The config's environment, and HOME from /etc/passwd as runc adds it.
+    let mut want = cfg["process"]["env"].clone();
+    want.as_array_mut().unwrap().push(json!("HOME=/root"));
+    assert_eq!(j["env"], want);
     assert_eq!(j["hostname"], "mica");
     assert_eq!(j["exe"], PROBE);
 }
@@ -309,7 +312,9 @@ fn host_fds_and_env_do_not_leak() {
         "{}",
         j["fds"]
     );
-    assert_eq!(j["env"], cfg["process"]["env"]);
+    let mut want = cfg["process"]["env"].clone();
+    want.as_array_mut().unwrap().push(json!("HOME=/root"));
+    assert_eq!(j["env"], want);
     assert!(
         !j["env"].to_string().contains("MICA_INSIDE_LEAK"),
         "{}",
@@ -490,6 +495,38 @@ fn user_groups_umask_cwd_env() {
     let w = action(&j, "writes", "/tmp/umask-file");
     assert_eq!(w["ok"], true, "{w}");
     assert_eq!(w["mode"], 0o640, "{w}");
+}
+
+/// A process without HOME gets its user's home from the container's
+/// /etc/passwd ("/" for a uid it does not list), as runc sets it; a HOME
+/// the config gives is kept (above).
+#[test]
+fn home_comes_from_the_containers_passwd() {
+    let env = Env::new();
+    let home = |edit: &dyn Fn(&mut Value)| {
+        let (j, _) = probe_cfg(&env, &[], |c| edit(c));
+        let homes: Vec<String> = strs(&j["env"])
+            .into_iter()
+            .filter(|e| e.starts_with("HOME="))
+            .collect();
+        homes
+    };
+    let user =
+        |uid: u32| move |c: &mut Value| c["process"]["user"] = json!({"uid": uid, "gid": uid});
+    assert_eq!(home(&user(0)), ["HOME=/root"]);
+    assert_eq!(home(&user(1000)), ["HOME=/home/user"]);
+    assert_eq!(home(&user(4242)), ["HOME=/"]);
+    // A passwd bind-mounted over the image's is the one read.
+    let passwd = env.tmp.path().join("passwd");
+    std::fs::write(&passwd, "root:x:0:0:root:/srv/root-home:/bin/sh\n").unwrap();
+    let bound = home(&|c: &mut Value| {
+        add_mount(
+            c,
+            json!({"destination": "/etc/passwd", "type": "bind",
+                   "source": passwd.to_str().unwrap(), "options": ["rbind", "ro"]}),
+        )
+    });
+    assert_eq!(bound, ["HOME=/srv/root-home"]);
 }
 
 #[test]

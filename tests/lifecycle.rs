@@ -1214,6 +1214,14 @@ fn exec_env_cwd_user() {
         (json!(1000), json!(1000), json!(1000), json!(1000)),
         "{j}"
     );
+    // HOME of the exec'd user, from the container's /etc/passwd (runc's).
+    assert!(
+        j["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("HOME=/home/user")),
+        "{j}"
+    );
 }
 
 #[test]

@@ -29,7 +29,7 @@
 mod formats;
 mod reference;
 mod store;
-mod sys;
+pub(crate) mod sys;
 mod unpack;
 mod verify;
 

@@ -439,6 +439,54 @@ fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The container's /etc/passwd as its process will see it: the source of a
+/// bind mount the config puts at /etc/passwd (or /etc), else the file in the
+/// first of `roots` (the root, or the image layers top first) that has one,
+/// resolved inside that root. `None` when there is none.
+fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    for m in mounts.iter().rev().filter(|m| m.bind) {
+        let src = std::ffi::OsStr::from_bytes(m.source.as_ref()?.to_bytes());
+        match m.target.to_bytes() {
+            b"/etc/passwd" => return std::fs::read_to_string(src).ok(),
+            b"/etc" => return std::fs::read_to_string(Path::new(src).join("passwd")).ok(),
+            _ => {}
+        }
+    }
+    for root in roots {
+        let Ok(dir) = std::fs::File::open(root) else {
+            return None;
+        };
+        use std::os::fd::AsFd;
+        match crate::image::sys::open_in_root(dir.as_fd(), b"etc/passwd", libc::O_RDONLY) {
+            Ok(f) => {
+                use std::io::Read;
+                let mut text = String::new();
+                let _ = std::fs::File::from(f)
+                    .take(1 << 20)
+                    .read_to_string(&mut text);
+                return Some(text);
+            }
+            // A lower layer may have it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            // A whiteout, a directory, ...: none.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// The home directory of `uid` in passwd text; "/" without one, as runc's.
+fn home_of(passwd: &str, uid: u32) -> &str {
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5])
+        .filter(|h| !h.is_empty())
+        .unwrap_or("/")
+}
+
 pub fn build_hook(h: &oci_spec::runtime::Hook) -> Result<HookCmd> {
     let path = path_cstr(h.path(), "hook path")?;
     let args: Vec<String> = h
@@ -831,7 +879,29 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             "process.cwd {cwd:?} must be absolute"
         )));
     }
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        // As runc does: the user's home from the container's /etc/passwd.
+        let roots: Vec<PathBuf> = match (opts.kind, opts.join_pid) {
+            (Kind::Exec, Some(pid)) => vec![PathBuf::from(format!("/proc/{pid}/root"))],
+            _ => spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(LOWERDIRS_ANNOTATION))
+                .map(|dirs| {
+                    dirs.split(':')
+                        .filter(|d| !d.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![rootfs.clone()]),
+        };
+        let passwd = passwd_file(&roots, &mounts);
+        env.push(format!(
+            "HOME={}",
+            home_of(passwd.as_deref().unwrap_or(""), process.user().uid())
+        ));
+    }
     let env_c = env
         .iter()
         .map(|e| cstr(e, "env"))
@@ -1015,6 +1085,16 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_comes_from_passwd_or_is_root() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nx\nuser:x:1000:1000::/home/user:/bin/sh\nnohome:x:7:7:::\n";
+        assert_eq!(home_of(passwd, 0), "/root");
+        assert_eq!(home_of(passwd, 1000), "/home/user");
+        assert_eq!(home_of(passwd, 7), "/");
+        assert_eq!(home_of(passwd, 555), "/");
+        assert_eq!(home_of("", 0), "/");
+    }
 
     #[test]
     fn candidates_follow_container_path() {
