@@ -97,8 +97,15 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Kill { all, id, signal } => container::kill(root, id, signal, *all).map_err(e)?,
         Command::Delete { force, id } => container::delete(root, id, *force).map_err(e)?,
         Command::Run {
-            create, detach, id, ..
-        } => return container::run(root, id, &create_options(create), *detach).map_err(e),
+            create,
+            detach,
+            keep,
+            id,
+            ..
+        } => {
+            return container::run_keep(root, id, &create_options(create), *detach, *keep)
+                .map_err(e)
+        }
         Command::Exec { exec: a, id, args } => {
             let o = ExecOptions {
                 process: a.process.clone(),

@@ -1004,6 +1004,21 @@ fn run_returns_exit_code_and_cleans_up() {
     env.assert_state_empty();
 }
 
+/// `run --keep` (runc's flag) leaves the stopped container for `state` and
+/// `delete` instead of deleting it.
+#[test]
+fn run_keep_leaves_the_stopped_container() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "runkeep");
+    let b = c.bundle("busybox", &[PROBE, "--quiet", "--exit", "3"], |_| {});
+    let out = c.mica(&["run", "--keep", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 3, "run --keep: {out:?}");
+    assert_eq!(c.status(), "stopped");
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete of the kept container: {out:?}");
+    c.assert_gone();
+}
+
 /// An error is one line whatever the input carries (a path, a tar header's
 /// name with a newline): a caller reading "mica: ..." lines sees no forged one.
 #[test]

@@ -107,8 +107,8 @@ pub enum Command {
         create: CreateArgs,
         #[arg(short, long)]
         detach: bool,
-        /// Accepted for runc compatibility; ignored
-        #[arg(long, hide = true)]
+        /// Keep the stopped container when its process exits (delete it later)
+        #[arg(long)]
         keep: bool,
         #[arg(long = "no-subreaper", hide = true)]
         no_subreaper: bool,
