@@ -52,7 +52,7 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     } else {
         path.to_path_buf()
     };
-    state::write_atomic(&abs, pid.to_string().as_bytes())
+    state::write_atomic(&abs, pid.to_string().as_bytes(), 0o666)
 }
 
 /// A created container: its init is blocked on the exec fifo.

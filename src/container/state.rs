@@ -178,8 +178,15 @@ impl Dir {
     /// Make a new container's state dir; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Dir> {
         validate_id(id)?;
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        // Private, as runc's: states name bundles, pids, cgroups and hooks.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        }
         let path = root.join(id);
         match std::fs::create_dir(&path) {
             Ok(()) => {}
@@ -238,7 +245,8 @@ impl Dir {
         let mut data = Vec::with_capacity(8192);
         serde_json::to_writer(&mut data, st)
             .map_err(|e| Error::Corrupt(p.display().to_string(), e.to_string()))?;
-        write_atomic(&p, &data)
+        // Private, as runc's.
+        write_atomic(&p, &data, 0o600)
     }
 
     /// Remove the directory (the lock stays held until `self` drops).
@@ -252,11 +260,17 @@ impl Dir {
 }
 
 /// Write `data` to `path` via a temp file in the same directory, swapped in
-/// atomically.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+/// atomically; a new file gets `mode` (less the umask).
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         // No fsync: the state describes processes, which a reboot ends anyway
         // (and /run is a tmpfs); the swap alone makes the write atomic.
         f.write_all(data)?;
@@ -343,13 +357,40 @@ mod tests {
     }
 
     #[test]
+    fn state_root_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("mica-state-perm-{}", std::process::id()));
+        let root = base.join("root");
+        let dir = Dir::create(&root, "c1").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700, "state root");
+        let st = State {
+            id: "c1".into(),
+            bundle: PathBuf::from("/b"),
+            rootfs: PathBuf::from("/b/rootfs"),
+            phase: Status::Created,
+            creator: Proc::default(),
+            init: Proc::default(),
+            cgroup: None,
+            created: now_rfc3339(),
+            annotations: HashMap::new(),
+            poststop: Vec::new(),
+            oci_version: String::new(),
+        };
+        dir.save(&st).unwrap();
+        assert_eq!(mode(&dir.state_path()), 0o600, "state file");
+        drop(dir);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
     fn atomic_writes_replace_and_leave_no_temp_file() {
         let dir = std::env::temp_dir().join(format!("mica-state-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("state.json");
-        write_atomic(&p, b"first").unwrap();
-        write_atomic(&p, b"second, longer").unwrap();
-        write_atomic(&p, b"third").unwrap();
+        write_atomic(&p, b"first", 0o600).unwrap();
+        write_atomic(&p, b"second, longer", 0o600).unwrap();
+        write_atomic(&p, b"third", 0o600).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"third");
         let names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
