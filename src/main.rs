@@ -21,6 +21,7 @@ fn create_options(a: &mica::cli::CreateArgs) -> CreateOptions {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
     }
 }
 

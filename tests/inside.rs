@@ -529,6 +529,46 @@ fn home_comes_from_the_containers_passwd() {
     assert_eq!(bound, ["HOME=/srv/root-home"]);
 }
 
+/// Each container has a session keyring of its own, `_ses.ID` as runc
+/// names it, so the caller's keys do not reach it; `--no-new-keyring`
+/// keeps the caller's.
+#[test]
+fn session_keyring_is_the_containers_own() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &probe_argv(&["--read", "/proc/keys"]), |c| {
+        // /proc/keys is masked by default.
+        c["linux"]["maskedPaths"] = json!([]);
+    });
+    let keys = |extra: &[&str]| {
+        let id = env.id("keys");
+        let mut c = env.cmd();
+        c.arg("run")
+            .args(extra)
+            .arg("--bundle")
+            .arg(&b)
+            .arg(&id)
+            .stdin(Stdio::null());
+        let (code, out, err) = exec_limited(&env, c);
+        assert_eq!(code, 0, "run {extra:?}: {out} {err}");
+        let j = parse_probe(&out);
+        let text = action(&j, "reads", "/proc/keys")["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (id, text)
+    };
+    let (id, text) = keys(&[]);
+    assert!(
+        text.contains(&format!(" _ses.{id}: ")),
+        "no keyring _ses.{id} in:\n{text}"
+    );
+    let (id, text) = keys(&["--no-new-keyring"]);
+    assert!(
+        !text.contains(&format!("_ses.{id}")),
+        "--no-new-keyring made one:\n{text}"
+    );
+}
+
 #[test]
 fn non_root_user_gets_no_effective_caps_without_ambient() {
     let env = Env::new();

@@ -265,6 +265,7 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
         console_socket: None,
         preserve_fds: 0,
         no_pivot: false,
+        no_new_keyring: false,
     };
     let r = container::run_spec(root, &id, &opts, bundle.clone(), spec, l.detach, !l.rm);
     match r {

@@ -318,8 +318,8 @@ pub struct CreateArgs {
     /// Use MS_MOVE + chroot instead of pivot_root
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Accepted for runc compatibility; ignored
-    #[arg(long = "no-new-keyring", hide = true)]
+    /// Stay in the caller's session keyring instead of a new one of the container's
+    #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
 }
 

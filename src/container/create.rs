@@ -15,6 +15,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`).
+    pub no_new_keyring: bool,
 }
 
 /// Read and check `config.json`: one clear line for malformed JSON, a wrong
@@ -120,6 +122,7 @@ fn create_with(
             exec_fifo: None,
             join_pid: None,
             cgroup: Some(&cg),
+            session_keyring: (!opts.no_new_keyring).then(|| state::session_keyring(id)),
         },
     )?;
     trace::phase("plan");
@@ -156,6 +159,7 @@ fn create_with(
             .collect(),
         poststop: hooks.poststop().clone().unwrap_or_default(),
         oci_version: spec.version().clone(),
+        no_new_keyring: opts.no_new_keyring,
     };
     // Record before creating: the cgroup, then the process.
     st.cgroup = Some(cg.clone());

@@ -123,6 +123,8 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
             exec_fifo: None,
             join_pid: Some(st.init.pid),
             cgroup: st.cgroup.as_ref(),
+            // The container's keyring, joined by name, as runc's exec does.
+            session_keyring: (!st.no_new_keyring).then(|| super::state::session_keyring(&st.id)),
         },
     )?;
     let mask = block_signals();

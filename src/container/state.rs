@@ -91,6 +91,14 @@ pub struct State {
     pub poststop: Vec<oci_spec::runtime::Hook>,
     #[serde(default)]
     pub oci_version: String,
+    /// Created with `--no-new-keyring`: its processes keep the caller's.
+    #[serde(default)]
+    pub no_new_keyring: bool,
+}
+
+/// The name of a container's session keyring (runc's).
+pub fn session_keyring(id: &str) -> String {
+    format!("_ses.{id}")
 }
 
 impl State {
@@ -376,6 +384,7 @@ mod tests {
             annotations: HashMap::new(),
             poststop: Vec::new(),
             oci_version: String::new(),
+            no_new_keyring: false,
         };
         dir.save(&st).unwrap();
         assert_eq!(mode(&dir.state_path()), 0o600, "state file");

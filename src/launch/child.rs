@@ -92,6 +92,19 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.loopback_up {
         sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
     }
+    if let Some(name) = &plan.session_keyring {
+        // Searchable by its owner too, so an exec'd process can join it
+        // (runc's permission change); a kernel without keys is fine.
+        let search = if plan.kind == Kind::Init {
+            0x0008_0000
+        } else {
+            0
+        };
+        match sys::join_session_keyring(name, search) {
+            Ok(()) | Err(Errno::ENOSYS) => {}
+            Err(e) => return Err(Msg::error(Step::Keyring, e, name.to_bytes())),
+        }
+    }
     // The state JSON, for the hooks the child runs itself.
     let state_len = recv_state(sync_fd, state_buf)?;
     let state = &state_buf[..state_len];

@@ -86,6 +86,9 @@ pub struct Plan {
     pub second_fork: bool,
     /// A new network namespace is made: bring its `lo` up.
     pub loopback_up: bool,
+    /// The session keyring the process joins by name, as runc's do: none of
+    /// the caller's keys reach the container.
+    pub session_keyring: Option<CString>,
     pub new_cgroupns: bool,
     pub timens_offsets: Option<CString>,
     pub user_ns: bool,
@@ -557,6 +560,8 @@ pub struct Options<'a> {
     pub join_pid: Option<i32>,
     /// The container's cgroup: its hierarchies are what cgroup mounts show.
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// The session keyring to join (made if missing); `None` keeps the caller's.
+    pub session_keyring: Option<String>,
 }
 
 /// Build the plan for `spec`. Checks everything that can be checked before
@@ -1025,6 +1030,11 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         unshare_early,
         second_fork,
         loopback_up,
+        session_keyring: opts
+            .session_keyring
+            .as_ref()
+            .map(|k| cstr(k, "session keyring"))
+            .transpose()?,
         new_cgroupns: new_cgroupns && opts.kind == Kind::Init,
         timens_offsets,
         user_ns,

@@ -89,6 +89,7 @@ steps!(
     Fds,
     Cgroup,
     Loopback,
+    Keyring,
 );
 
 impl Step {
@@ -138,6 +139,7 @@ impl Step {
             Fds => "prepare file descriptors",
             Cgroup => "join cgroup",
             Loopback => "bring up loopback",
+            Keyring => "join session keyring",
         }
     }
 }

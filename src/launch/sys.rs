@@ -230,6 +230,36 @@ pub fn loopback_up() -> SysResult<()> {
     r
 }
 
+/// Join (making it if missing) the session keyring `name`, then add
+/// `perm_bits` to its permissions (KEYCTL_DESCRIBE's fourth field, hex).
+pub fn join_session_keyring(name: &std::ffi::CStr, perm_bits: u32) -> SysResult<()> {
+    const JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const SETPERM: libc::c_long = 5;
+    const DESCRIBE: libc::c_long = 6;
+    let key =
+        check(unsafe { libc::syscall(libc::SYS_keyctl, JOIN_SESSION_KEYRING, name.as_ptr()) })?;
+    if perm_bits == 0 {
+        return Ok(());
+    }
+    // "type;uid;gid;perm;description"
+    let mut buf = [0u8; 256];
+    let n = check(unsafe {
+        libc::syscall(libc::SYS_keyctl, DESCRIBE, key, buf.as_mut_ptr(), buf.len())
+    })? as usize;
+    let text = &buf[..n.min(buf.len())];
+    let perm = text
+        .split(|b| *b == b';')
+        .nth(3)
+        .and_then(|f| {
+            f.iter().try_fold(0u32, |acc, b| {
+                let d = (*b as char).to_digit(16)?;
+                acc.checked_mul(16)?.checked_add(d)
+            })
+        })
+        .ok_or(Errno::EINVAL)?;
+    check(unsafe { libc::syscall(libc::SYS_keyctl, SETPERM, key, perm | perm_bits) }).map(drop)
+}
+
 pub fn prctl(op: c_int, a: c_ulong, b: c_ulong, c: c_ulong, d: c_ulong) -> SysResult<c_int> {
     check_int(unsafe { libc::prctl(op, a, b, c, d) })
 }
