@@ -1701,6 +1701,58 @@ fn hooks_get_the_state() {
     c.assert_gone();
 }
 
+/// The runtime's hooks run in the bundle directory (as runc's do) and get
+/// none of the fds the caller left open to mica.
+#[test]
+fn hooks_run_in_the_bundle_without_the_callers_fds() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let c = Ctr::new(&env, "hookcwd");
+    let dir = env.tmp.path().join("hookcwd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = |n: &str| dir.join(n);
+    let hook = |n: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("pwd > {0}; ls /proc/$$/fd >> {0}", out(n).display())]})
+    };
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |cfg| {
+        cfg["hooks"] = json!({"prestart": [hook("prestart")], "poststart": [hook("poststart")],
+                              "poststop": [hook("poststop")]});
+    });
+    let leak = std::fs::File::open("/dev/null").unwrap();
+    let leak_fd = std::os::fd::AsRawFd::as_raw_fd(&leak);
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--bundle", b.to_str().unwrap(), &c.id])
+        .stdin(Stdio::null());
+    // Leak fd 77 (not close-on-exec) into mica, as a careless caller would.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(leak_fd, 77) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "run: {o:?}");
+    let bundle = std::fs::canonicalize(&b).unwrap();
+    for n in ["prestart", "poststart", "poststop"] {
+        let text = std::fs::read_to_string(out(n)).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some(bundle.to_str().unwrap()),
+            "{n} hook's cwd"
+        );
+        let fds: Vec<&str> = lines.collect();
+        assert!(
+            !fds.contains(&"77"),
+            "{n} hook got the caller's fd 77: {fds:?}"
+        );
+    }
+    c.assert_gone();
+}
+
 /// createContainer (before pivot, host paths still in view) and
 /// startContainer (after pivot, in the container's filesystem) run in the
 /// container process and get the state on stdin from the runtime.

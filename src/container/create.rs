@@ -214,8 +214,8 @@ fn create_with(
             spawned.wait_ready(|| {
                 // What runc and the conformance suite expect prestart to see.
                 let json = st.hook_json(Status::Created, pid);
-                hooks::run_all(hooks.prestart().as_ref(), &json)?;
-                hooks::run_all(hooks.create_runtime().as_ref(), &json)
+                hooks::run_all(hooks.prestart().as_ref(), &json, &st.bundle)?;
+                hooks::run_all(hooks.create_runtime().as_ref(), &json, &st.bundle)
             })?;
             trace::phase("container setup (namespaces, mounts, pivot, identity, seccomp)");
             st.phase = if exec_now {
@@ -361,7 +361,7 @@ fn poststart(st: &State, spec_hooks: Option<&oci_spec::runtime::Hooks>) {
     let json = st.hook_json(Status::Running, st.init.pid);
     for hook in list {
         // The spec: a failing poststart hook is a warning, not an error.
-        if let Err(e) = hooks::run(hook, &json) {
+        if let Err(e) = hooks::run(hook, &json, &st.bundle) {
             crate::log::warn(&format!("poststart hook: {e}"));
         }
     }

@@ -175,7 +175,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         let json = st.hook_json(Status::Stopped, 0);
         for h in &st.poststop {
             // poststop failures are warnings (runtime spec).
-            if let Err(e) = hooks::run(h, &json) {
+            if let Err(e) = hooks::run(h, &json, &st.bundle) {
                 crate::log::warn(&format!("poststop hook: {e}"));
             }
         }

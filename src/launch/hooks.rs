@@ -1,15 +1,38 @@
 //! Hooks the runtime runs itself (prestart, createRuntime, poststart,
-//! poststop): the state JSON on stdin, killed at their timeout.
+//! poststop): the state JSON on stdin, in the bundle directory, killed at
+//! their timeout.
 
 use super::error::{Error, Result};
 use oci_spec::runtime::Hook;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
+/// Run `hook` in `bundle` (as runc runs hooks) with only fds 0-2: none the
+/// caller left open to mica reaches it.
+pub fn run(hook: &Hook, state_json: &[u8], bundle: &Path) -> Result<()> {
     let path = hook.path();
     let mut cmd = Command::new(path);
+    // The bundle may be gone by poststop (a removed launch bundle).
+    cmd.current_dir(if bundle.is_dir() {
+        bundle
+    } else {
+        Path::new("/")
+    });
+    // SAFETY: close_range is a plain syscall, async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     if let Some(args) = hook.args() {
         if let Some((first, rest)) = args.split_first() {
             use std::os::unix::process::CommandExt;
@@ -53,9 +76,9 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
 }
 
 /// Run a list of hooks in order, stopping at the first failure.
-pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &[u8]) -> Result<()> {
+pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &[u8], bundle: &Path) -> Result<()> {
     for h in hooks.into_iter().flatten() {
-        run(h, state_json)?;
+        run(h, state_json, bundle)?;
     }
     Ok(())
 }
