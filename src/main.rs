@@ -346,11 +346,16 @@ fn main() -> ExitCode {
     if let Command::Launch(a) = &cli.command {
         return launch(&cli, a);
     }
+    // exec's own failures exit 255, as runc's do: 1 may be the process's.
+    let failure = match cli.command {
+        Command::Exec { .. } => ExitCode::from(255),
+        _ => ExitCode::FAILURE,
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(msg) => {
             mica::log::error(&msg);
-            ExitCode::FAILURE
+            failure
         }
     }
 }
