@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 /// "TERM", "SIGTERM", "15", "RTMIN+1" -> signal number.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=libc::SIGRTMAX()).contains(&n) {
+        // 0 sends nothing and only checks that the process is there, as
+        // kill(2) and runc's `kill ID 0` do.
+        if (0..=libc::SIGRTMAX()).contains(&n) {
             return Ok(n);
         }
         return Err(Error::Signal(s.to_string()));
@@ -263,7 +265,8 @@ mod tests {
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
         assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("99").is_err());
     }
 }
