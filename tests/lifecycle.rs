@@ -2287,15 +2287,18 @@ fn features_prints_json() {
 #[test]
 fn version_prints_a_version() {
     let env = Env::new();
-    let out = mica(&env, &["--version"]);
-    assert!(out.ok(), "{out:?}");
-    let first = out.stdout.lines().next().unwrap_or("");
-    assert_eq!(
-        first,
-        format!("mica {}", env!("CARGO_PKG_VERSION")),
-        "{out:?}"
-    );
-    assert!(out.stdout.contains("spec: 1.2.0"), "{out:?}");
+    for flag in ["--version", "-v"] {
+        let out = mica(&env, &[flag]);
+        assert!(out.ok(), "{out:?}");
+        // runc's shape: "NAME version X", then "key: value" lines.
+        let first = out.stdout.lines().next().unwrap_or("");
+        assert_eq!(
+            first,
+            format!("mica version {}", env!("CARGO_PKG_VERSION")),
+            "{out:?}"
+        );
+        assert!(out.stdout.contains("\nspec: 1.2.0\n"), "{out:?}");
+    }
 }
 
 /// A prestart hook in a config without a cgroup mount: the child must have

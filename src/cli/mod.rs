@@ -6,12 +6,21 @@ pub mod launch;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// `mica --version`: the release build is static, against musl where the
-/// toolchain has it (see the Makefile), else glibc.
+/// `mica --version` (or `-v`), shaped as runc's ("runc version X" then
+/// "key: value" lines, which docker and podman parse): the release build is
+/// static, against musl where the toolchain has it (see the Makefile), else glibc.
 #[cfg(target_env = "musl")]
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibc: musl");
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.2.0\nlibc: musl"
+);
 #[cfg(not(target_env = "musl"))]
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibc: glibc");
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.2.0\nlibc: glibc"
+);
 
 /// The flags before the command are runc's global flags, and like runc mica
 /// takes them only there (`mica --root DIR run ...`): clap copies a global
@@ -19,9 +28,12 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibc: g
 /// for these six. `--store`, mica's own and used only by `image`, `launch`
 /// and `bench`, is also taken after the command.
 #[derive(Parser, Debug)]
-#[command(name = "mica", version = VERSION,
+#[command(name = "mica", version = VERSION, disable_version_flag = true,
           about = "mica: a minimal OCI runtime for immutable micro-containers")]
 pub struct Cli {
+    /// Print the version (`-v` as runc takes it)
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// Directory for container state
     #[arg(long, default_value = "/run/mica")]
     pub root: PathBuf,
