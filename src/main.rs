@@ -57,18 +57,21 @@ fn list_table(items: &[serde_json::Value], quiet: bool) {
         }
         return;
     }
+    // runc's columns.
     println!(
-        "{:<20} {:<8} {:<10} {:<40} CREATED",
-        "ID", "PID", "STATUS", "BUNDLE"
+        "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
+        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
     );
+    let s = |i: &serde_json::Value, k: &str| i[k].as_str().unwrap_or("").to_string();
     for i in items {
         println!(
-            "{:<20} {:<8} {:<10} {:<40} {}",
-            i["id"].as_str().unwrap_or(""),
-            i["pid"],
-            i["status"].as_str().unwrap_or(""),
-            i["bundle"].as_str().unwrap_or(""),
-            i["created"].as_str().unwrap_or("")
+            "{:<20} {:<8} {:<10} {:<40} {:<31} {}",
+            s(i, "id"),
+            i["pid"].as_i64().unwrap_or(0),
+            s(i, "status"),
+            s(i, "bundle"),
+            s(i, "created"),
+            s(i, "owner")
         );
     }
 }

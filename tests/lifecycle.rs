@@ -1511,6 +1511,8 @@ fn list_shows_containers() {
         find(&b.id)["bundle"],
         json!(std::fs::canonicalize(&bb).unwrap())
     );
+    // The state dir's owner by name, as runc's list and state give it.
+    assert_eq!(find(&b.id)["owner"], "root", "{v}");
 
     let out = mica(&env, &["list", "-q"]);
     assert!(out.ok(), "{out:?}");
@@ -1520,14 +1522,28 @@ fn list_shows_containers() {
 
     let out = mica(&env, &["list"]);
     assert!(out.ok(), "{out:?}");
-    assert!(
-        out.stdout.lines().next().unwrap_or("").starts_with("ID"),
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let cols = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        cols(lines[0]),
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
         "{out:?}"
     );
-    assert!(
-        out.stdout.contains(&a.id) && out.stdout.contains(&b.id),
-        "{out:?}"
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with(&b.id))
+        .unwrap_or_else(|| panic!("{} not in {out:?}", b.id));
+    let row = cols(row);
+    assert_eq!(
+        (row[1].as_str(), row[2].as_str(), row[5].as_str()),
+        (bpid.to_string().as_str(), "running", "root")
     );
+    // Columns line up: the status starts under its heading (the PID column
+    // was once not padded).
+    let status_at = lines[0].find("STATUS").unwrap();
+    let b_line = lines.iter().find(|l| l.starts_with(&b.id)).unwrap();
+    assert_eq!(&b_line[status_at..status_at + 7], "running", "{out:?}");
+    assert!(out.stdout.contains(&a.id), "{out:?}");
 
     // Empty root (never created): an empty list, not an error.
     let empty = Env::new();

@@ -187,7 +187,26 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
     let dir = Dir::open(root, id)?;
-    Ok(load(&dir, id)?.oci())
+    Ok(with_owner(load(&dir, id)?.oci(), &dir))
+}
+
+/// The OCI state with `owner` filled in as runc does: the user owning the
+/// container's state directory, by name from the host's /etc/passwd, else
+/// `#UID`.
+fn with_owner(mut v: serde_json::Value, dir: &Dir) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(&dir.path) {
+        let uid = m.uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let name = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[2] == uid)
+            .map(|f| f[0].to_string())
+            .unwrap_or_else(|| format!("#{uid}"));
+        v["owner"] = name.into();
+    }
+    v
 }
 
 /// Every container under `root` (unreadable ones are skipped).
@@ -207,7 +226,7 @@ pub fn list(root: &Path) -> Result<Vec<serde_json::Value>> {
     for id in ids {
         if let Ok(dir) = Dir::open(root, &id) {
             if let Ok(Some(st)) = dir.load() {
-                out.push(st.oci());
+                out.push(with_owner(st.oci(), &dir));
             }
         }
     }
