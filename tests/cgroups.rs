@@ -537,6 +537,71 @@ fn pids_limit() {
     c.delete();
 }
 
+/// `update` (runc's): new limits for a running container, from flags or
+/// from linux.resources JSON on stdin; refused once it is stopped.
+#[test]
+fn update_changes_the_limits() {
+    let h = host();
+    let env = Env::new();
+    let name = unique("mica-cg-update");
+    let mem = h.need("memory", "memory", &name);
+    let pids = h.need("pids", "pids", &name);
+    let c = Ctr::start(&env, "busybox", &name, &[], |cfg| {
+        cfg["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 42}});
+    });
+    c.probe();
+    let mem_file = match &mem {
+        At::V2(d) => d.join("memory.max"),
+        At::V1(d) => d.join("memory.limit_in_bytes"),
+    };
+    let (At::V1(pids_dir) | At::V2(pids_dir)) = &pids;
+    ok(&env, &["update", "--memory", "128m", &c.id]);
+    assert_eq!(value(&mem_file), "134217728");
+    assert_eq!(
+        value(pids_dir.join("pids.max")),
+        "42",
+        "a flag not given changed"
+    );
+
+    let mut child = env
+        .cmd()
+        .args(["update", "-r", "-", &c.id])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": 20}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "update -r -: {out:?}");
+    assert_eq!(value(pids_dir.join("pids.max")), "20");
+    assert_eq!(value(&mem_file), "134217728");
+
+    let out = env.mica(&["update", "--memory", "lots", &c.id]);
+    assert!(!out.status.success(), "a bad size was taken: {out:?}");
+    assert_eq!(value(&mem_file), "134217728");
+
+    ok(&env, &["kill", &c.id, "KILL"]);
+    let deadline = Instant::now() + PATIENCE;
+    while c.status() != "stopped" {
+        assert!(Instant::now() < deadline, "not stopped: {}", c.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = env.mica(&["update", "--pids-limit", "10", &c.id]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("stopped"),
+        "update of a stopped container: {out:?}"
+    );
+    c.delete();
+    assert_gone(&h.dirs(&name));
+}
+
 #[test]
 fn cpu_quota_and_period() {
     let h = host();

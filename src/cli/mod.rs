@@ -156,6 +156,8 @@ pub enum Command {
     Pause { id: String },
     /// Thaw a paused container
     Resume { id: String },
+    /// Change a container's cgroup limits (runc's flags, or -r with linux.resources JSON)
+    Update(UpdateArgs),
     /// Print what this runtime supports, as JSON
     Features,
     /// Manage the image store: import, ls, inspect, rm, tag, verify, prune
@@ -333,6 +335,108 @@ pub struct CreateArgs {
     /// Stay in the caller's session keyring instead of a new one of the container's
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
+}
+
+/// `update`'s flags, runc's names. With `--resources` the flags are not
+/// used (as in runc). Sizes take k/m/g suffixes; `-1` is unlimited.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// A linux.resources JSON file, or - for stdin
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Memory limit
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU CFS period (microseconds)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds; -1: none)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs to run on (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to allocate from
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1: no limit)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
+impl UpdateArgs {
+    /// The `linux.resources` to apply: the file's, else the flags'.
+    pub fn resources(&self) -> Result<oci_spec::runtime::LinuxResources, String> {
+        if let Some(p) = &self.resources {
+            let data = if p.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                    .map_err(|e| format!("read resources from stdin: {e}"))?;
+                v
+            } else {
+                std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display()))?
+            };
+            return serde_json::from_slice(&data)
+                .map_err(|e| format!("resources {}: {e}", p.display()));
+        }
+        let size = |flag: &str, v: &Option<String>| -> Result<Option<i64>, String> {
+            match v.as_deref() {
+                None => Ok(None),
+                Some("-1") => Ok(Some(-1)),
+                Some(s) => crate::spec::launch::parse_size(s)
+                    .map(Some)
+                    .ok_or_else(|| format!("--{flag} {s:?}: not a size (512m, 1g, bytes, -1)")),
+            }
+        };
+        let mut r = serde_json::json!({});
+        let mut set = |section: &str, key: &str, v: serde_json::Value| {
+            r[section][key] = v;
+        };
+        if let Some(v) = size("memory", &self.memory)? {
+            set("memory", "limit", v.into());
+        }
+        if let Some(v) = size("memory-reservation", &self.memory_reservation)? {
+            set("memory", "reservation", v.into());
+        }
+        if let Some(v) = size("memory-swap", &self.memory_swap)? {
+            set("memory", "swap", v.into());
+        }
+        if let Some(v) = self.cpu_share {
+            set("cpu", "shares", v.into());
+        }
+        if let Some(v) = self.cpu_period {
+            set("cpu", "period", v.into());
+        }
+        if let Some(v) = self.cpu_quota {
+            set("cpu", "quota", v.into());
+        }
+        if let Some(v) = &self.cpuset_cpus {
+            set("cpu", "cpus", v.as_str().into());
+        }
+        if let Some(v) = &self.cpuset_mems {
+            set("cpu", "mems", v.as_str().into());
+        }
+        if let Some(v) = self.pids_limit {
+            set("pids", "limit", v.into());
+        }
+        if let Some(v) = self.blkio_weight {
+            set("blockIO", "weight", v.into());
+        }
+        serde_json::from_value(r).map_err(|e| format!("update: {e}"))
+    }
 }
 
 #[derive(clap::Args, Debug)]

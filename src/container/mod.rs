@@ -13,5 +13,5 @@ pub use create::{create, load_spec, run, run_keep, run_spec, start, CreateOption
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
 pub use ops::{
-    delete, kill, list, pause, pids, remove_bundle, resume, state, BUNDLE_OWNED_ANNOTATION,
+    delete, kill, list, pause, pids, remove_bundle, resume, state, update, BUNDLE_OWNED_ANNOTATION,
 };

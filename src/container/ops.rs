@@ -246,6 +246,21 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     }
 }
 
+/// Write new cgroup limits for a created, running or paused container
+/// (runc's `update`); only what `r` sets changes.
+pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let dir = Dir::open(root, id)?;
+    let st = load(&dir, id)?;
+    match (st.status(), &st.cgroup) {
+        (Status::Created | Status::Running | Status::Paused, Some(cg)) => Ok(cg.apply(r)?),
+        (status, _) => Err(Error::WrongState {
+            op: "update",
+            id: id.to_string(),
+            status,
+        }),
+    }
+}
+
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     let dir = Dir::open(root, id)?;
     let st = load(&dir, id)?;
