@@ -937,6 +937,23 @@ fn kill_created_container() {
     c.assert_gone();
 }
 
+/// A created container's init, though its pid namespace's init, dies of
+/// the default `kill` (TERM) while it waits for `start`, as runc's does
+/// (the kernel spares an init from signals it has no handler for).
+#[test]
+fn term_stops_a_created_container() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "termcreated");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    let out = c.mica(&["kill", &c.id]);
+    assert!(out.ok(), "kill of a created container: {out:?}");
+    c.wait_status("stopped");
+    assert!(wait_dead(pid, STATE_TIMEOUT));
+    c.force_delete_gone();
+}
+
 #[test]
 fn kill_invalid_signal_is_an_error() {
     let env = Env::new();

@@ -131,6 +131,10 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         finish_rootfs(plan)?;
     }
     sys::chdir(plan.cwd.as_ptr()).map_err(fail(Step::Chdir, plan.cwd.to_bytes()))?;
+    if plan.exec_fifo.is_some() {
+        // Before seccomp, which may refuse rt_sigaction.
+        sys::exit_on_signals();
+    }
     identity(plan)?;
     let exe = find_executable(plan)?;
 

@@ -440,6 +440,37 @@ pub fn reset_signals() {
     };
 }
 
+extern "C" fn exit_of_signal(sig: c_int) {
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Make every signal whose default action ends a process end this one,
+/// though it is a pid namespace's init (which the kernel spares from
+/// signals it has no handler for): a created container waiting for
+/// `start` then dies of `kill ID TERM` as runc's does. execve puts the
+/// handlers back to SIG_DFL. Best effort: a seccomp profile may refuse.
+pub fn exit_on_signals() {
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = exit_of_signal as *const () as usize;
+    for sig in 1..=64 {
+        let spared = [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGCHLD,
+            libc::SIGCONT,
+            libc::SIGURG,
+            libc::SIGWINCH,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+        ];
+        if !spared.contains(&sig) {
+            // libc refuses its internal real-time signals: they stay spared.
+            unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
+        }
+    }
+}
+
 /// Write a message straight to fd 2 (used only when nobody else can report).
 pub fn report_stderr(parts: &[&[u8]]) {
     for p in parts {
