@@ -527,6 +527,17 @@ fn home_comes_from_the_containers_passwd() {
         )
     });
     assert_eq!(bound, ["HOME=/srv/root-home"]);
+    // A FIFO there is not read (the start would block on it): "/".
+    let fifo = env.tmp.path().join("passwd-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let fifo_home = home(&|c: &mut Value| {
+        add_mount(
+            c,
+            json!({"destination": "/etc/passwd", "type": "bind",
+                   "source": fifo.to_str().unwrap(), "options": ["rbind", "ro"]}),
+        )
+    });
+    assert_eq!(fifo_home, ["HOME=/"]);
 }
 
 /// Each container has a session keyring of its own, `_ses.ID` as runc

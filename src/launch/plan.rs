@@ -447,29 +447,29 @@ fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
 /// first of `roots` (the root, or the image layers top first) that has one,
 /// resolved inside that root. `None` when there is none.
 fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
+    use std::os::fd::AsFd;
     use std::os::unix::ffi::OsStrExt;
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     for m in mounts.iter().rev().filter(|m| m.bind) {
-        let src = std::ffi::OsStr::from_bytes(m.source.as_ref()?.to_bytes());
-        match m.target.to_bytes() {
-            b"/etc/passwd" => return std::fs::read_to_string(src).ok(),
-            b"/etc" => return std::fs::read_to_string(Path::new(src).join("passwd")).ok(),
-            _ => {}
-        }
+        let Some(src) = &m.source else { continue };
+        let src = Path::new(std::ffi::OsStr::from_bytes(src.to_bytes()));
+        let file = match m.target.to_bytes() {
+            b"/etc/passwd" => src.to_path_buf(),
+            b"/etc" => src.join("passwd"),
+            _ => continue,
+        };
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(file)
+            .ok()?;
+        return small_text(f);
     }
     for root in roots {
-        let Ok(dir) = std::fs::File::open(root) else {
-            return None;
-        };
-        use std::os::fd::AsFd;
-        match crate::image::sys::open_in_root(dir.as_fd(), b"etc/passwd", libc::O_RDONLY) {
-            Ok(f) => {
-                use std::io::Read;
-                let mut text = String::new();
-                let _ = std::fs::File::from(f)
-                    .take(1 << 20)
-                    .read_to_string(&mut text);
-                return Some(text);
-            }
+        let dir = std::fs::File::open(root).ok()?;
+        match crate::image::sys::open_in_root(dir.as_fd(), b"etc/passwd", flags) {
+            Ok(f) => return small_text(std::fs::File::from(f)),
             // A lower layer may have it.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             // A whiteout, a directory, ...: none.
@@ -477,6 +477,18 @@ fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
         }
     }
     None
+}
+
+/// The first MiB of a regular file (opened non-blocking: a FIFO or a device
+/// planted in an image is not read).
+fn small_text(f: std::fs::File) -> Option<String> {
+    use std::io::Read;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.take(1 << 20).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The home directory of `uid` in passwd text; "/" without one, as runc's.
