@@ -563,6 +563,10 @@ fn update_changes_the_limits() {
         "a flag not given changed"
     );
 
+    let devices_before = match h.controller("devices", "devices", &name) {
+        Some(At::V1(d)) => Some((d.join("devices.list"), read(d.join("devices.list")))),
+        _ => None,
+    };
     let mut child = env
         .cmd()
         .args(["update", "-r", "-", &c.id])
@@ -575,12 +579,20 @@ fn update_changes_the_limits() {
         .stdin
         .take()
         .unwrap()
-        .write_all(br#"{"pids": {"limit": 20}}"#)
+        // What containerd sends: the whole resources, device rules too,
+        // which runc's update (and mica's) leaves alone.
+        .write_all(br#"{"pids": {"limit": 20}, "devices": [{"allow": false, "access": "rwm"}]}"#)
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "update -r -: {out:?}");
     assert_eq!(value(pids_dir.join("pids.max")), "20");
     assert_eq!(value(&mem_file), "134217728");
+    if let Some((list, before)) = devices_before {
+        assert_eq!(read(list), before, "update rewrote the device rules");
+    }
+    // A pids limit of 0 leaves the limit as it is (runc's).
+    ok(&env, &["update", "--pids-limit", "0", &c.id]);
+    assert_eq!(value(pids_dir.join("pids.max")), "20");
 
     let out = env.mica(&["update", "--memory", "lots", &c.id]);
     assert!(!out.status.success(), "a bad size was taken: {out:?}");

@@ -580,6 +580,60 @@ fn session_keyring_is_the_containers_own() {
     );
 }
 
+/// A keyring named `_ses.ID` made (and left open) by another user before
+/// the container starts is not joined: the container fails instead of
+/// sharing keys with that user.
+#[test]
+fn squatted_session_keyring_is_refused() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &probe_argv(&[]), |_| {});
+    let id = env.id("squat");
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap();
+    // As nobody: make the keyring, open it to all, keep it in nobody's user
+    // keyring. Only syscalls after fork (the test process has threads).
+    let (key_r, key_w) = nix::unistd::pipe().unwrap();
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            let ok = libc::setresgid(65534, 65534, 65534) == 0
+                && libc::setresuid(65534, 65534, 65534) == 0;
+            let key = if ok {
+                libc::syscall(libc::SYS_keyctl, 1, name.as_ptr())
+            } else {
+                -1
+            };
+            if key > 0 {
+                libc::syscall(libc::SYS_keyctl, 5, key, 0x3f3f_3f3f);
+                libc::syscall(libc::SYS_keyctl, 8, key, -4); // link into the user keyring
+            }
+            let k = key as i32;
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&key_w),
+                &k as *const i32 as *const _,
+                4,
+            );
+            libc::_exit(0);
+        }
+    }
+    drop(key_w);
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let mut k = [0u8; 4];
+    nix::unistd::read(&key_r, &mut k).unwrap();
+    let key = i32::from_ne_bytes(k);
+    assert!(key > 0, "could not make the squatting keyring");
+    let mut c = env.cmd();
+    c.arg("run")
+        .arg("--bundle")
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null());
+    let (code, out, err) = exec_limited(&env, c);
+    // Gone for good (root may: the squatter opened it to all).
+    unsafe { libc::syscall(libc::SYS_keyctl, 21, key) };
+    assert_ne!(code, 0, "ran in another user's keyring: {out}");
+    assert!(err.contains("another user"), "{err}");
+}
+
 #[test]
 fn non_root_user_gets_no_effective_caps_without_ambient() {
     let env = Env::new();

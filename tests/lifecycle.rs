@@ -913,6 +913,27 @@ fn run_forwards_signals() {
     }
 }
 
+/// A signal mica raises itself is not forwarded: a poststart hook that does
+/// not read its stdin makes mica's write of a large state fail with EPIPE,
+/// and that SIGPIPE (queued, as run blocks it) must not reach the container.
+#[test]
+fn run_keeps_its_own_sigpipe() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "ownpipe");
+    let b = c.bundle("busybox", &["/bin/sleep", "0.5"], |cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
+        cfg["hooks"] = json!({"poststart": [{"path": "/bin/true"}]});
+        // More state than a pipe holds.
+        cfg["annotations"] = json!({"org.mica.test.big": "x".repeat(200 * 1024)});
+    });
+    let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 0, "the container got mica's SIGPIPE: {out:?}");
+    c.assert_gone();
+}
+
 /// A created container (init still waiting for start) can be signalled;
 /// it is stopped afterwards and can no longer be started.
 #[test]
@@ -1258,6 +1279,45 @@ fn exec_env_cwd_user() {
             .contains(&json!("HOME=/home/user")),
         "{j}"
     );
+}
+
+/// exec looks HOME up in the container's /etc/passwd, which the container
+/// controls: a FIFO planted there is not opened (exec would block on it).
+#[test]
+fn exec_does_not_open_a_planted_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    let c = Ctr::new(&env, "execfifo");
+    let b = c.bundle(
+        "busybox",
+        &["/bin/sh", "-c", "mkfifo /etc/passwd && exec sleep 1000"],
+        |cfg| {
+            cfg["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "/etc",
+                "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]}));
+        },
+    );
+    let pid = c.start_bundle(&b);
+    let planted = PathBuf::from(format!("/proc/{pid}/root/etc/passwd"));
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    while !std::fs::symlink_metadata(&planted).is_ok_and(|m| m.file_type().is_fifo()) {
+        assert!(
+            Instant::now() < deadline,
+            "no FIFO at {}",
+            planted.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = c.mica(&["exec", &c.id, "--", PROBE]);
+    assert_eq!(out.code, 0, "exec: {out:?}");
+    let j = parse_probe(&out.stdout);
+    assert!(
+        j["env"].as_array().unwrap().contains(&json!("HOME=/")),
+        "{j}"
+    );
+    c.force_delete_gone();
 }
 
 #[test]

@@ -443,11 +443,19 @@ pub fn wait_forwarding(pid: i32, mask: &nix::sys::signal::SigSet) -> i32 {
         if let Some(code) = reap(pid) {
             return code;
         }
-        let sig = unsafe { libc::sigwaitinfo(mask.as_ref(), std::ptr::null_mut()) };
-        if sig > 0 && sig != libc::SIGCHLD {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let sig = unsafe { libc::sigwaitinfo(mask.as_ref(), &mut info) };
+        if sig > 0 && sig != libc::SIGCHLD && !self_raised(unsafe { info.si_pid() }) {
             unsafe { libc::kill(pid, sig) };
         }
     }
+}
+
+/// A signal mica raised itself (the SIGPIPE of a write to a hook that did
+/// not read its stdin, or to a closed stderr): blocked, it was queued rather
+/// than ignored, and is not the container's to get.
+pub fn self_raised(sender: libc::pid_t) -> bool {
+    sender == std::process::id() as libc::pid_t
 }
 
 /// Reap every exited child; `Some(status)` once `pid` is among them

@@ -198,10 +198,7 @@ fn with_owner(mut v: serde_json::Value, dir: &Dir) -> serde_json::Value {
     if let Ok(m) = std::fs::metadata(&dir.path) {
         let uid = m.uid().to_string();
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let name = passwd
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() > 2 && f[2] == uid)
+        let name = crate::spec::passwd_entry(&passwd, 2, &uid)
             .map(|f| f[0].to_string())
             .unwrap_or_else(|| format!("#{uid}"));
         v["owner"] = name.into();
@@ -247,12 +244,31 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 }
 
 /// Write new cgroup limits for a created, running or paused container
-/// (runc's `update`); only what `r` sets changes.
+/// (runc's `update`); only what `r` sets changes, and only what runc's update
+/// changes: memory, cpu, cpuset, pids (0 leaves it), the block IO weight and
+/// unified. Device rules, hugepages, network and rdma in `r` (containerd
+/// sends the spec's whole resources) are left as they are: rewriting a v1
+/// device list cuts a running container's device access for a moment.
 pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
     let dir = Dir::open(root, id)?;
     let st = load(&dir, id)?;
+    let mut r = r.clone();
+    r.set_devices(None)
+        .set_hugepage_limits(None)
+        .set_network(None)
+        .set_rdma(None);
+    if r.pids().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        let mut b = oci_spec::runtime::LinuxBlockIo::default();
+        b.set_weight(Some(weight));
+        r.set_block_io(Some(b));
+    } else {
+        r.set_block_io(None);
+    }
     match (st.status(), &st.cgroup) {
-        (Status::Created | Status::Running | Status::Paused, Some(cg)) => Ok(cg.apply(r)?),
+        (Status::Created | Status::Running | Status::Paused, Some(cg)) => Ok(cg.apply(&r)?),
         (status, _) => Err(Error::WrongState {
             op: "update",
             id: id.to_string(),

@@ -113,6 +113,7 @@ pub fn proxy_wait(master: OwnedFd, pid: i32, mask: &SigSet) -> i32 {
             if fds[0].revents != 0 {
                 if let Ok(Some(info)) = sfd.read_signal() {
                     match info.ssi_signo as i32 {
+                        _ if super::create::self_raised(info.ssi_pid as i32) => {}
                         libc::SIGCHLD => {}
                         libc::SIGWINCH => copy_winsize(stdin.as_fd(), master.as_fd()),
                         sig => unsafe {

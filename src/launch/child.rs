@@ -102,6 +102,13 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         };
         match sys::join_session_keyring(name, search) {
             Ok(()) | Err(Errno::ENOSYS) => {}
+            Err(Errno::EEXIST) => {
+                return Err(Msg::error(
+                    Step::Keyring,
+                    Errno::EPERM,
+                    b"(a keyring of that name was made by another user)",
+                ))
+            }
             Err(e) => return Err(Msg::error(Step::Keyring, e, name.to_bytes())),
         }
     }

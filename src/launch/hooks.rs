@@ -24,13 +24,8 @@ pub fn run(hook: &Hook, state_json: &[u8], bundle: &Path) -> Result<()> {
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            Ok(())
+            super::sys::close_range_cloexec(3)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
         });
     }
     if let Some(args) = hook.args() {

@@ -449,7 +449,6 @@ fn exec_candidates(arg0: &str, env: &[String]) -> Vec<String> {
 fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
     use std::os::fd::AsFd;
     use std::os::unix::ffi::OsStrExt;
-    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
     for m in mounts.iter().rev().filter(|m| m.bind) {
         let Some(src) = &m.source else { continue };
         let src = Path::new(std::ffi::OsStr::from_bytes(src.to_bytes()));
@@ -459,17 +458,18 @@ fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
             _ => continue,
         };
         use std::os::unix::fs::OpenOptionsExt;
+        // As the mount resolved it (the config's author named it).
         let f = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags(libc::O_PATH)
             .open(file)
             .ok()?;
-        return small_text(f);
+        return small_text(f.into());
     }
     for root in roots {
         let dir = std::fs::File::open(root).ok()?;
-        match crate::image::sys::open_in_root(dir.as_fd(), b"etc/passwd", flags) {
-            Ok(f) => return small_text(std::fs::File::from(f)),
+        match crate::image::sys::open_in_root(dir.as_fd(), b"etc/passwd", libc::O_PATH) {
+            Ok(f) => return small_text(f),
             // A lower layer may have it.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             // A whiteout, a directory, ...: none.
@@ -479,13 +479,17 @@ fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
     None
 }
 
-/// The first MiB of a regular file (opened non-blocking: a FIFO or a device
-/// planted in an image is not read).
-fn small_text(f: std::fs::File) -> Option<String> {
+/// The first MiB of the file `path` (an O_PATH fd) names, if it is a
+/// regular one: only then is it opened for reading, so a FIFO, or a device
+/// node a container planted, is never opened by mica.
+fn small_text(path: std::os::fd::OwnedFd) -> Option<String> {
     use std::io::Read;
-    if !f.metadata().ok()?.is_file() {
+    use std::os::fd::AsRawFd;
+    let st = nix::sys::stat::fstat(&path).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
+    let f = std::fs::File::open(format!("/proc/self/fd/{}", path.as_raw_fd())).ok()?;
     let mut bytes = Vec::new();
     f.take(1 << 20).read_to_end(&mut bytes).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -493,11 +497,8 @@ fn small_text(f: std::fs::File) -> Option<String> {
 
 /// The home directory of `uid` in passwd text; "/" without one, as runc's.
 fn home_of(passwd: &str, uid: u32) -> &str {
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
-        .map(|f| f[5])
+    crate::spec::passwd_entry(passwd, 2, &uid.to_string())
+        .and_then(|f| f.get(5).copied())
         .filter(|h| !h.is_empty())
         .unwrap_or("/")
 }

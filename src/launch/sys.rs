@@ -231,32 +231,35 @@ pub fn loopback_up() -> SysResult<()> {
 }
 
 /// Join (making it if missing) the session keyring `name`, then add
-/// `perm_bits` to its permissions (KEYCTL_DESCRIBE's fourth field, hex).
+/// `perm_bits` to its permissions. A keyring of that name that another user
+/// made (and left joinable, to squat it) is refused with EEXIST.
 pub fn join_session_keyring(name: &std::ffi::CStr, perm_bits: u32) -> SysResult<()> {
     const JOIN_SESSION_KEYRING: libc::c_long = 1;
     const SETPERM: libc::c_long = 5;
     const DESCRIBE: libc::c_long = 6;
     let key =
         check(unsafe { libc::syscall(libc::SYS_keyctl, JOIN_SESSION_KEYRING, name.as_ptr()) })?;
-    if perm_bits == 0 {
-        return Ok(());
-    }
-    // "type;uid;gid;perm;description"
+    // "type;uid;gid;perm;description": uid decimal, perm hex.
     let mut buf = [0u8; 256];
     let n = check(unsafe {
         libc::syscall(libc::SYS_keyctl, DESCRIBE, key, buf.as_mut_ptr(), buf.len())
     })? as usize;
     let text = &buf[..n.min(buf.len())];
-    let perm = text
-        .split(|b| *b == b';')
-        .nth(3)
-        .and_then(|f| {
+    let field = |i: usize, radix: u32| {
+        text.split(|b| *b == b';').nth(i).and_then(|f| {
             f.iter().try_fold(0u32, |acc, b| {
-                let d = (*b as char).to_digit(16)?;
-                acc.checked_mul(16)?.checked_add(d)
+                let d = (*b as char).to_digit(radix)?;
+                acc.checked_mul(radix)?.checked_add(d)
             })
         })
-        .ok_or(Errno::EINVAL)?;
+    };
+    if field(1, 10) != Some(unsafe { libc::geteuid() }) {
+        return Err(Errno::EEXIST);
+    }
+    if perm_bits == 0 {
+        return Ok(());
+    }
+    let perm = field(3, 16).ok_or(Errno::EINVAL)?;
     check(unsafe { libc::syscall(libc::SYS_keyctl, SETPERM, key, perm | perm_bits) }).map(drop)
 }
 
@@ -456,6 +459,8 @@ pub fn exit_on_signals() {
         let spared = [
             libc::SIGKILL,
             libc::SIGSTOP,
+            // Our own write to a startContainer hook that left early.
+            libc::SIGPIPE,
             libc::SIGCHLD,
             libc::SIGCONT,
             libc::SIGURG,

@@ -152,22 +152,16 @@ pub fn resolve_user(
     let passwd = etc("passwd").unwrap_or_default();
     let group = etc("group").unwrap_or_default();
     let (uid, mut gid, name) = if let Ok(uid) = u.parse::<u32>() {
-        let entry = passwd.lines().find(|l| l.split(':').nth(2) == Some(u));
+        let entry = super::passwd_entry(&passwd, 2, u);
         let gid = entry
-            .and_then(|l| l.split(':').nth(3))
+            .as_ref()
+            .and_then(|f| f.get(3))
             .and_then(|g| g.parse().ok())
             .unwrap_or(0);
-        (
-            uid,
-            gid,
-            entry.and_then(|l| l.split(':').next()).map(String::from),
-        )
+        (uid, gid, entry.map(|f| f[0].to_string()))
     } else {
-        let entry = passwd
-            .lines()
-            .find(|l| l.split(':').next() == Some(u))
+        let f = super::passwd_entry(&passwd, 0, u)
             .ok_or_else(|| bad("--user", user, "no such user in the image's /etc/passwd"))?;
-        let f: Vec<&str> = entry.split(':').collect();
         let uid = f
             .get(2)
             .and_then(|v| v.parse().ok())
