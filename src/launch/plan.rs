@@ -457,14 +457,15 @@ fn passwd_file(roots: &[PathBuf], mounts: &[MountOp]) -> Option<String> {
             b"/etc" => src.join("passwd"),
             _ => continue,
         };
-        use std::os::unix::fs::OpenOptionsExt;
         // As the mount resolved it (the config's author named it).
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(file)
-            .ok()?;
-        return small_text(f.into());
+        use nix::fcntl::OFlag;
+        let f = nix::fcntl::open(
+            &file,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        return small_text(f);
     }
     for root in roots {
         let dir = std::fs::File::open(root).ok()?;
