@@ -666,28 +666,6 @@ fn capability_sets_follow_the_config() {
     assert_eq!(caps["ambient"], json!([]), "{caps}");
 }
 
-/// A capability this build does not know (a config written for a newer
-/// kernel) is dropped with a warning and the rest applies, as runc does.
-#[test]
-fn unknown_capability_is_skipped_with_a_warning() {
-    let env = Env::new();
-    let set = json!(["CAP_CHOWN", "CAP_KILL"]);
-    let with_new = json!(["CAP_CHOWN", "CAP_FROM_THE_FUTURE", "CAP_KILL"]);
-    let b = env.bundle("busybox", &probe_argv(&[]), |c| {
-        c["process"]["capabilities"] = json!({"bounding": with_new, "effective": with_new,
-            "permitted": set, "inheritable": [], "ambient": []});
-    });
-    let (code, out, err) = run_limited(&env, &b, &[]);
-    assert_eq!(code, 0, "run: {out} {err}");
-    assert!(
-        err.contains("unknown capability \"CAP_FROM_THE_FUTURE\"") && err.lines().count() == 2,
-        "one warning per set: {err:?}"
-    );
-    let j = parse_probe(&out);
-    assert_eq!(j["caps"]["bounding"], set, "{}", j["caps"]);
-    assert_eq!(j["caps"]["effective"], set, "{}", j["caps"]);
-}
-
 #[test]
 fn ambient_caps_reach_a_non_root_user() {
     let env = Env::new();

@@ -25,11 +25,8 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let data =
         std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-    let spec: Spec = match serde_json::from_slice(&data) {
-        Ok(s) => s,
-        Err(e) => without_unknown_caps(&data)
-            .ok_or_else(|| Error::Config(format!("{}: {e}", path.display())))?,
-    };
+    let spec: Spec = serde_json::from_slice(&data)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let v = spec.version();
     let ok = ["1.0.", "1.1.", "1.2.", "1.3."]
         .iter()
@@ -41,32 +38,6 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
         )));
     }
     Ok(spec)
-}
-
-/// The config with capability names this build does not know dropped, each
-/// with a warning, as runc does (a config written for a newer kernel still
-/// runs); `None` when that is not what kept it from parsing.
-fn without_unknown_caps(data: &[u8]) -> Option<Spec> {
-    let mut v: serde_json::Value = serde_json::from_slice(data).ok()?;
-    let sets = v.pointer_mut("/process/capabilities")?.as_object_mut()?;
-    let mut dropped = false;
-    for (set, names) in sets.iter_mut() {
-        if let Some(list) = names.as_array_mut() {
-            list.retain(|n| {
-                let known =
-                    serde_json::from_value::<oci_spec::runtime::Capability>(n.clone()).is_ok();
-                if !known {
-                    crate::log::warn(&format!("unknown capability {n} in {set}: ignored"));
-                    dropped = true;
-                }
-                known
-            });
-        }
-    }
-    if !dropped {
-        return None;
-    }
-    serde_json::from_value(v).ok()
 }
 
 pub fn connect_console(path: &Path) -> Result<OwnedFd> {
