@@ -666,6 +666,23 @@ fn capability_sets_follow_the_config() {
     assert_eq!(caps["ambient"], json!([]), "{caps}");
 }
 
+/// A capability name that maps to nothing in the kernel is an error, as
+/// the runtime spec requires (runc only warns), with nothing left behind.
+#[test]
+fn unknown_capability_is_refused() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &probe_argv(&[]), |c| {
+        c["process"]["capabilities"]["bounding"] = json!(["CAP_CHOWN", "CAP_FROM_THE_FUTURE"]);
+    });
+    let (code, out, err) = run_limited(&env, &b, &[]);
+    assert_ne!(code, 0, "ran with an unknown capability: {out}");
+    assert!(
+        err.contains("CAP_FROM_THE_FUTURE") && err.lines().count() == 1,
+        "{err:?}"
+    );
+    env.assert_state_empty();
+}
+
 #[test]
 fn ambient_caps_reach_a_non_root_user() {
     let env = Env::new();
