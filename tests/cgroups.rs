@@ -593,6 +593,22 @@ fn update_changes_the_limits() {
     // A pids limit of 0 leaves the limit as it is (runc's).
     ok(&env, &["update", "--pids-limit", "0", &c.id]);
     assert_eq!(value(pids_dir.join("pids.max")), "20");
+    // A swap limit alone pairs with the memory limit in force (128 MiB).
+    let swap_file = match &mem {
+        At::V2(d) => d.join("memory.swap.max"),
+        At::V1(d) => d.join("memory.memsw.limit_in_bytes"),
+    };
+    if swap_file.exists() {
+        ok(&env, &["update", "--memory-swap", "256m", &c.id]);
+        let want = match &mem {
+            At::V2(_) => (128u64 << 20).to_string(), // swap beyond memory
+            At::V1(_) => (256u64 << 20).to_string(), // memory + swap
+        };
+        assert_eq!(value(&swap_file), want);
+        assert_eq!(value(&mem_file), "134217728");
+    } else {
+        println!("NOTE: no swap accounting here: --memory-swap alone not checked");
+    }
 
     let out = env.mica(&["update", "--memory", "lots", &c.id]);
     assert!(!out.status.success(), "a bad size was taken: {out:?}");

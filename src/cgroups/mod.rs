@@ -1013,6 +1013,36 @@ impl Cgroup {
         }
     }
 
+    /// The memory limit in force: bytes, or -1 for none (v1's page-rounded
+    /// i64::MAX, v2's "max").
+    pub fn memory_limit(&self) -> Result<i64> {
+        let file = match (self.v1_with("memory"), &self.v2) {
+            (Some(h), _) => h.dir.join("memory.limit_in_bytes"),
+            (None, Some(h)) => h.dir.join("memory.max"),
+            (None, None) => {
+                return Err(Error::ControllerMissing {
+                    controller: "memory".into(),
+                    reason: "no hierarchy has it".into(),
+                })
+            }
+        };
+        let text = read(&file)?;
+        let v = text.trim();
+        if v == "max" {
+            return Ok(-1);
+        }
+        let n: i128 = v.parse().map_err(|_| Error::Parse {
+            what: file.display().to_string(),
+            detail: format!("not a number: {v:?}"),
+        })?;
+        // v1 shows "unlimited" as i64::MAX rounded down to a page.
+        Ok(if n >= i128::from(i64::MAX - (1 << 16)) {
+            -1
+        } else {
+            n as i64
+        })
+    }
+
     /// Frozen (not merely freezing)? A missing cgroup is not frozen.
     pub fn is_frozen(&self) -> Result<bool> {
         self.check()?;

@@ -268,7 +268,18 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
         r.set_block_io(None);
     }
     match (st.status(), &st.cgroup) {
-        (Status::Created | Status::Running | Status::Paused, Some(cg)) => Ok(cg.apply(&r)?),
+        (Status::Created | Status::Running | Status::Paused, Some(cg)) => {
+            // A swap limit alone pairs with the memory limit in force (as
+            // runc's update takes it), which the check needs.
+            if let Some(m) = r.memory().clone() {
+                if m.swap().is_some() && m.limit().is_none() {
+                    let mut m = m;
+                    m.set_limit(Some(cg.memory_limit()?));
+                    r.set_memory(Some(m));
+                }
+            }
+            Ok(cg.apply(&r)?)
+        }
         (status, _) => Err(Error::WrongState {
             op: "update",
             id: id.to_string(),
