@@ -271,9 +271,8 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
         (Status::Created | Status::Running | Status::Paused, Some(cg)) => {
             // A swap limit alone pairs with the memory limit in force (as
             // runc's update takes it), which the check needs.
-            if let Some(m) = r.memory().clone() {
+            if let Some(mut m) = *r.memory() {
                 if m.swap().is_some() && m.limit().is_none() {
-                    let mut m = m;
                     m.set_limit(Some(cg.memory_limit()?));
                     r.set_memory(Some(m));
                 }
