@@ -187,18 +187,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 
 pub fn state(root: &Path, id: &str) -> Result<serde_json::Value> {
     let dir = Dir::open(root, id)?;
-    Ok(with_owner(load(&dir, id)?.oci(), &dir))
+    Ok(with_owner(load(&dir, id)?.oci(), &dir, &host_passwd()))
+}
+
+fn host_passwd() -> String {
+    std::fs::read_to_string("/etc/passwd").unwrap_or_default()
 }
 
 /// The OCI state with `owner` filled in as runc does: the user owning the
-/// container's state directory, by name from the host's /etc/passwd, else
-/// `#UID`.
-fn with_owner(mut v: serde_json::Value, dir: &Dir) -> serde_json::Value {
+/// container's state directory, by name from the host's /etc/passwd
+/// (`passwd`), else `#UID`.
+fn with_owner(mut v: serde_json::Value, dir: &Dir, passwd: &str) -> serde_json::Value {
     use std::os::unix::fs::MetadataExt;
     if let Ok(m) = std::fs::metadata(&dir.path) {
         let uid = m.uid().to_string();
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let name = crate::spec::passwd_entry(&passwd, 2, &uid)
+        let name = crate::spec::passwd_entry(passwd, 2, &uid)
             .map(|f| f[0].to_string())
             .unwrap_or_else(|| format!("#{uid}"));
         v["owner"] = name.into();
@@ -220,10 +223,12 @@ pub fn list(root: &Path) -> Result<Vec<serde_json::Value>> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     ids.sort();
+    // Read once for the whole list.
+    let passwd = host_passwd();
     for id in ids {
         if let Ok(dir) = Dir::open(root, &id) {
             if let Ok(Some(st)) = dir.load() {
-                out.push(with_owner(st.oci(), &dir));
+                out.push(with_owner(st.oci(), &dir, &passwd));
             }
         }
     }

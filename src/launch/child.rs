@@ -53,10 +53,12 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.unshare_early != 0 {
         sys::unshare(plan.unshare_early).map_err(fail(Step::Unshare, NO_DETAIL))?;
     }
-    // A network namespace made here gets its lo now, while the parent makes
-    // the cgroups; one that clone made (or a user namespace owns), below.
+    // A new network namespace gets its lo up: one made here right away,
+    // while the parent makes the cgroups; one that clone made (or a user
+    // namespace owns), below.
     let lo_early = plan.unshare_early & libc::CLONE_NEWNET != 0;
-    if plan.loopback_up && lo_early {
+    let lo_late = plan.clone_flags & libc::CLONE_NEWNET as u64 != 0;
+    if lo_early {
         sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
     }
 
@@ -95,7 +97,7 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.second_fork {
         second_fork(plan, sync_fd)?;
     }
-    if plan.loopback_up && !lo_early {
+    if lo_late {
         sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
     }
     if let Some(name) = &plan.session_keyring {

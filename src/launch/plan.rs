@@ -84,8 +84,6 @@ pub struct Plan {
     /// what clone would give.
     pub unshare_early: libc::c_int,
     pub second_fork: bool,
-    /// A new network namespace is made: bring its `lo` up.
-    pub loopback_up: bool,
     /// The session keyring the process joins by name, as runc's do: none of
     /// the caller's keys reach the container.
     pub session_keyring: Option<CString>,
@@ -546,14 +544,19 @@ fn id_map(m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>) -> Option<String> 
 /// that make the root: `mica launch` sets it; the root is their overlay.
 pub const LOWERDIRS_ANNOTATION: &str = "org.mica.rootfs.lowerdirs";
 
-fn overlay_data(dirs: &str) -> Result<CString> {
-    let list: Vec<&str> = dirs.split(':').filter(|d| !d.is_empty()).collect();
+/// The image layer dirs the annotation names, top first.
+fn layer_dirs(spec: &Spec) -> Option<Vec<&str>> {
+    let dirs = spec.annotations().as_ref()?.get(LOWERDIRS_ANNOTATION)?;
+    Some(dirs.split(':').filter(|d| !d.is_empty()).collect())
+}
+
+fn overlay_data(list: &[&str]) -> Result<CString> {
     if list.len() < 2 {
         return Err(Error::Config(format!(
             "{LOWERDIRS_ANNOTATION} needs at least two layer dirs (one layer is a plain root.path)"
         )));
     }
-    for d in &list {
+    for d in list {
         if !d.starts_with('/') || d.contains(',') || !Path::new(d).is_dir() {
             return Err(Error::Config(format!(
                 "{LOWERDIRS_ANNOTATION}: layer dir {d:?} is not an absolute, existing directory"
@@ -599,7 +602,6 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut unshare_in_middle = 0;
     let mut second_fork = false;
     let mut new_cgroupns = false;
-    let mut loopback_up = false;
     let mut user_ns = false;
     let mut has_mount_ns = false;
     let mut time_new = false;
@@ -638,10 +640,6 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
                 LinuxNamespaceType::Time => time_new = true,
                 LinuxNamespaceType::User => {
                     user_ns = true;
-                    clone_flags |= flag as u64;
-                }
-                LinuxNamespaceType::Network => {
-                    loopback_up = true;
                     clone_flags |= flag as u64;
                 }
                 _ => clone_flags |= flag as u64,
@@ -756,14 +754,8 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         PathBuf::from("/")
     };
     let readonly_root = root.and_then(|r| r.readonly()).unwrap_or(false);
-    let rootfs_overlay = match spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(LOWERDIRS_ANNOTATION))
-    {
-        Some(dirs) if opts.kind == Kind::Init => Some(overlay_data(dirs)?),
-        _ => None,
-    };
+    let layers = layer_dirs(spec).filter(|_| opts.kind == Kind::Init);
+    let rootfs_overlay = layers.as_deref().map(overlay_data).transpose()?;
     let rootfs_propagation = match linux.rootfs_propagation() {
         Some(p) if !p.is_empty() => propagation_flags(p)?,
         _ => 0,
@@ -901,19 +893,14 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         // As runc does: the user's home from the container's /etc/passwd.
-        let roots: Vec<PathBuf> = match (opts.kind, opts.join_pid) {
-            (Kind::Exec, Some(pid)) => vec![PathBuf::from(format!("/proc/{pid}/root"))],
-            _ => spec
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(LOWERDIRS_ANNOTATION))
-                .map(|dirs| {
-                    dirs.split(':')
-                        .filter(|d| !d.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_else(|| vec![rootfs.clone()]),
+        let roots: Vec<PathBuf> = match (opts.kind, &layers) {
+            (Kind::Exec, _) => opts
+                .join_pid
+                .map(|pid| PathBuf::from(format!("/proc/{pid}/root")))
+                .into_iter()
+                .collect(),
+            (_, Some(l)) => l.iter().map(PathBuf::from).collect(),
+            (_, None) => vec![rootfs.clone()],
         };
         let passwd = passwd_file(&roots, &mounts);
         env.push(format!(
@@ -1043,7 +1030,6 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         unshare_in_middle,
         unshare_early,
         second_fork,
-        loopback_up,
         session_keyring: opts
             .session_keyring
             .as_ref()

@@ -455,20 +455,20 @@ extern "C" fn exit_of_signal(sig: c_int) {
 pub fn exit_on_signals() {
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = exit_of_signal as *const () as usize;
+    let spared = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        // Our own write to a startContainer hook that left early.
+        libc::SIGPIPE,
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ];
     for sig in 1..=64 {
-        let spared = [
-            libc::SIGKILL,
-            libc::SIGSTOP,
-            // Our own write to a startContainer hook that left early.
-            libc::SIGPIPE,
-            libc::SIGCHLD,
-            libc::SIGCONT,
-            libc::SIGURG,
-            libc::SIGWINCH,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ];
         if !spared.contains(&sig) {
             // libc refuses its internal real-time signals: they stay spared.
             unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };

@@ -6,7 +6,6 @@ pub mod launch;
 
 use serde_json::{json, Value};
 
-/// The default config: runc's, with `root.readonly: true`.
 /// The fields of the first /etc/passwd (or /etc/group) line whose field
 /// `at` is `value`: `name:x:uid:gid:gecos:home:shell`.
 pub fn passwd_entry<'a>(text: &'a str, at: usize, value: &str) -> Option<Vec<&'a str>> {
@@ -15,6 +14,7 @@ pub fn passwd_entry<'a>(text: &'a str, at: usize, value: &str) -> Option<Vec<&'a
         .find(|f| f.get(at) == Some(&value))
 }
 
+/// The default config: runc's, with `root.readonly: true`.
 pub fn default_spec(rootless: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut spec = json!({
