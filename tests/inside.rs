@@ -185,15 +185,6 @@ fn remove_mount(cfg: &mut Value, destination: &str) {
     assert_eq!(ms.len() + 1, before, "config had no mount at {destination}");
 }
 
-fn remove_ns(cfg: &mut Value, typ: &str) {
-    let ns = cfg["linux"]["namespaces"]
-        .as_array_mut()
-        .expect("namespaces");
-    let before = ns.len();
-    ns.retain(|n| n["type"] != typ);
-    assert_eq!(ns.len() + 1, before, "config had no {typ} namespace");
-}
-
 fn host_ns(name: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{name}"))
         .unwrap()

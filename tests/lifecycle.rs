@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{fixtures, mica_bin, parse_probe, unique, Env};
+use common::{fixtures, mica_bin, parse_probe, remove_ns, unique, Env};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -888,10 +888,7 @@ fn run_forwards_signals() {
         // Not a pid namespace's init: the kernel would drop a signal it has
         // no handler for.
         let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
-            cfg["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|n| n["type"] != "pid")
+            remove_ns(cfg, "pid")
         });
         let mut run = c.spawn(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
         let pid = c.wait_run_started();
@@ -921,10 +918,7 @@ fn run_keeps_its_own_sigpipe() {
     let env = Env::new();
     let c = Ctr::new(&env, "ownpipe");
     let b = c.bundle("busybox", &["/bin/sleep", "0.5"], |cfg| {
-        cfg["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "pid");
+        remove_ns(cfg, "pid");
         cfg["hooks"] = json!({"poststart": [{"path": "/bin/true"}]});
         // More state than a pipe holds.
         cfg["annotations"] = json!({"org.mica.test.big": "x".repeat(200 * 1024)});

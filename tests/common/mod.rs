@@ -220,6 +220,16 @@ impl Drop for Env {
     }
 }
 
+/// Drop the `typ` namespace from a config (it must have one).
+pub fn remove_ns(cfg: &mut Value, typ: &str) {
+    let ns = cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces");
+    let before = ns.len();
+    ns.retain(|n| n["type"] != typ);
+    assert_eq!(ns.len() + 1, before, "config had no {typ} namespace");
+}
+
 pub fn parse_probe(out: &str) -> Value {
     let start = out
         .find('{')
