@@ -786,6 +786,56 @@ fn ro_bind_mount_is_read_only() {
     assert_options(mount_at(&j, "/mnt"), &["ro"]);
 }
 
+/// `rro` (mount_setattr with AT_RECURSIVE) makes the bind mount and every
+/// mount below it read-only; plain `ro` leaves a submount writable. The
+/// submount is a tmpfs made in a private mount namespace that mica is
+/// started in (the host's mounts are untouched).
+#[test]
+fn rro_makes_submounts_read_only() {
+    let env = Env::new();
+    let host = TempDir::new("bind-rro");
+    std::fs::create_dir(host.path().join("sub")).unwrap();
+    let src = host.path().to_path_buf();
+    for (opt, sub_writable) in [("ro", true), ("rro", false)] {
+        let b = env.bundle(
+            "busybox",
+            &probe_argv(&["--write", "/mnt/x", "--write", "/mnt/sub/x"]),
+            |c| {
+                add_mount(
+                    c,
+                    json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", opt]}),
+                );
+            },
+        );
+        let mica = env.cmd();
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs -o size=1m mica-rro-test \"$1\" && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(src.join("sub"))
+            .arg(mica.get_program())
+            .args(mica.get_args())
+            .args(["run", "--bundle"])
+            .arg(&b)
+            .arg(env.id("rro"))
+            .stdin(Stdio::null());
+        let (code, out, err) = exec_limited(&env, c);
+        assert_eq!(code, 0, "{opt}: stdout={out} stderr={err}");
+        let j = parse_probe(&out);
+        let top = action(&j, "writes", "/mnt/x");
+        assert_eq!(top["errno"], "EROFS", "{opt}: {top}");
+        let sub = action(&j, "writes", "/mnt/sub/x");
+        assert_eq!(sub["ok"], sub_writable, "{opt}: {sub}");
+        if !sub_writable {
+            assert_eq!(sub["errno"], "EROFS", "{opt}: {sub}");
+        }
+    }
+    // Nothing reached the host: the tmpfs lived in the private namespace.
+    assert!(!host.path().join("x").exists());
+    assert!(!host.path().join("sub/x").exists());
+    assert!(host_mounts_containing("mica-rro-test").is_empty());
+}
+
 #[test]
 fn mountpoint_is_created_inside_a_tmpfs() {
     let env = Env::new();

@@ -514,6 +514,13 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
         sys::close(fd);
         r.map_err(fail(Step::Propagation, tdetail))?;
     }
+    if let Some(a) = &m.attr {
+        let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)
+            .map_err(fail(Step::Mount, tdetail))?;
+        let r = sys::mount_setattr_recursive(fd, a.set, a.clr);
+        sys::close(fd);
+        r.map_err(fail(Step::MountAttr, tdetail))?;
+    }
     Ok(())
 }
 

@@ -38,6 +38,16 @@ pub struct MountOp {
     pub copyup: bool,
     /// mount cgroup2 (pure v2 host, or the "unified" dir of a hybrid one).
     pub cgroup2: bool,
+    /// Recursive mount attributes (`rro`, `rnosuid`, ...): set and cleared
+    /// with mount_setattr(2) on the mount and every mount below it.
+    pub attr: Option<MountAttr>,
+}
+
+/// `struct mount_attr`'s set and clear masks (MOUNT_ATTR_*).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MountAttr {
+    pub set: u64,
+    pub clr: u64,
 }
 
 pub struct DeviceOp {
@@ -246,6 +256,53 @@ fn mount_option(opt: &str) -> Option<(libc::c_ulong, libc::c_ulong, libc::c_ulon
     })
 }
 
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The atime mode field: relatime (0), noatime, strictatime.
+const MOUNT_ATTR_ATIME: u64 = 0x70;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The recursive mount options of runtime-spec 1.1 (runc's): option ->
+/// (attributes set, attributes cleared). An atime mode clears the whole
+/// atime field, as mount_setattr(2) requires, and sets its value.
+pub const RECURSIVE_MOUNT_OPTIONS: [(&str, u64, u64); 18] = [
+    ("rro", MOUNT_ATTR_RDONLY, 0),
+    ("rrw", 0, MOUNT_ATTR_RDONLY),
+    ("rnosuid", MOUNT_ATTR_NOSUID, 0),
+    ("rsuid", 0, MOUNT_ATTR_NOSUID),
+    ("rnodev", MOUNT_ATTR_NODEV, 0),
+    ("rdev", 0, MOUNT_ATTR_NODEV),
+    ("rnoexec", MOUNT_ATTR_NOEXEC, 0),
+    ("rexec", 0, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", MOUNT_ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", 0, MOUNT_ATTR_ATIME),
+    ("rnorelatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME),
+    ("rnoatime", MOUNT_ATTR_NOATIME, MOUNT_ATTR_ATIME),
+    ("ratime", 0, MOUNT_ATTR_ATIME),
+    ("rstrictatime", MOUNT_ATTR_STRICTATIME, MOUNT_ATTR_ATIME),
+    ("rnostrictatime", 0, MOUNT_ATTR_ATIME),
+    ("rnosymfollow", MOUNT_ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+/// Fold a recursive option into `attr`; false if `opt` is not one. A later
+/// option wins over an earlier one for the same attribute.
+fn recursive_mount_option(opt: &str, attr: &mut MountAttr) -> bool {
+    let Some(&(_, set, clr)) = RECURSIVE_MOUNT_OPTIONS.iter().find(|(n, _, _)| *n == opt) else {
+        return false;
+    };
+    let touched = set | clr;
+    attr.set = (attr.set & !touched) | set;
+    attr.clr = (attr.clr & !touched) | clr;
+    true
+}
+
 pub fn propagation_flags(s: &str) -> Result<libc::c_ulong> {
     match mount_option(s) {
         Some((0, 0, p)) if p != 0 => Ok(p),
@@ -283,6 +340,7 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
     let mut propagation: libc::c_ulong = 0;
     let mut data: Vec<String> = Vec::new();
     let mut copyup = false;
+    let mut attr = MountAttr::default();
     for opt in m.options().iter().flatten() {
         match mount_option(opt) {
             Some((set, clear, prop)) => {
@@ -291,7 +349,8 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
             }
             // runc's extension (podman --read-only uses it): fill the tmpfs with what it covers.
             None if opt == "tmpcopyup" && fstype == "tmpfs" => copyup = true,
-            None if opt == "tmpcopyup" || opt.starts_with("idmap") || opt == "rro" => {
+            None if recursive_mount_option(opt, &mut attr) => {}
+            None if opt == "tmpcopyup" || opt.starts_with("idmap") => {
                 return Err(Error::Config(format!(
                     "mount {target:?}: option {opt:?} is not supported"
                 )))
@@ -357,6 +416,7 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         cgroup_v1,
         cgroup2,
         copyup,
+        attr: (attr != MountAttr::default()).then_some(attr),
     })
 }
 
@@ -1128,5 +1188,49 @@ mod tests {
         assert_eq!(mount_option("mode=755"), None);
         assert!(propagation_flags("rprivate").is_ok());
         assert!(propagation_flags("ro").is_err());
+    }
+
+    #[test]
+    fn recursive_mount_options_fold_into_one_mount_attr() {
+        let mut a = MountAttr::default();
+        assert!(recursive_mount_option("rro", &mut a));
+        assert!(recursive_mount_option("rnosuid", &mut a));
+        assert_eq!(
+            a,
+            MountAttr {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                clr: 0
+            }
+        );
+        // A later option wins for the same attribute.
+        assert!(recursive_mount_option("rrw", &mut a));
+        assert_eq!(
+            a,
+            MountAttr {
+                set: MOUNT_ATTR_NOSUID,
+                clr: MOUNT_ATTR_RDONLY
+            }
+        );
+        // An atime mode clears the whole field (mount_setattr requires it)
+        // and sets its value; the last mode wins.
+        assert!(recursive_mount_option("rnoatime", &mut a));
+        assert!(recursive_mount_option("rstrictatime", &mut a));
+        assert_eq!(a.set & MOUNT_ATTR_ATIME, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(a.clr & MOUNT_ATTR_ATIME, MOUNT_ATTR_ATIME);
+        assert!(recursive_mount_option("rrelatime", &mut a));
+        assert_eq!(a.set & MOUNT_ATTR_ATIME, 0);
+        assert_eq!(a.set, MOUNT_ATTR_NOSUID);
+        // Not recursive options.
+        for o in ["ro", "rbind", "rprivate", "rx"] {
+            assert!(!recursive_mount_option(o, &mut a), "{o}");
+        }
+        // Every name in the table is distinct and starts with "r".
+        let mut names: Vec<_> = RECURSIVE_MOUNT_OPTIONS.iter().map(|o| o.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RECURSIVE_MOUNT_OPTIONS.len());
+        assert!(names
+            .iter()
+            .all(|n| n.starts_with('r') && mount_option(n).is_none()));
     }
 }

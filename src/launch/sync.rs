@@ -90,6 +90,7 @@ steps!(
     Cgroup,
     Loopback,
     Keyring,
+    MountAttr,
 );
 
 impl Step {
@@ -140,6 +141,7 @@ impl Step {
             Cgroup => "join cgroup",
             Loopback => "bring up loopback",
             Keyring => "join session keyring",
+            MountAttr => "set recursive mount attributes (mount_setattr)",
         }
     }
 }

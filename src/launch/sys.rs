@@ -182,6 +182,36 @@ pub fn fstatfs_flags(fd: c_int) -> SysResult<c_ulong> {
     Ok(st.f_flag)
 }
 
+/// mount_setattr(2) on the mount at `fd` and, with `AT_RECURSIVE`, every
+/// mount below it.
+pub fn mount_setattr_recursive(fd: c_int, set: u64, clr: u64) -> SysResult<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: c_int = 0x8000;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
 pub fn chdir(path: *const c_char) -> SysResult<()> {
     check_int(unsafe { libc::chdir(path) }).map(drop)
 }

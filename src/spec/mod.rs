@@ -98,19 +98,60 @@ pub fn default_spec(rootless: bool) -> Value {
     spec
 }
 
+/// Every mount option the launch path knows, sorted (for `features`).
+fn mount_options() -> Vec<&'static str> {
+    let mut v = vec![
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "private",
+        "rbind",
+        "relatime",
+        "remount",
+        "ro",
+        "rprivate",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "rw",
+        "shared",
+        "slave",
+        "strictatime",
+        "suid",
+        "sync",
+        "tmpcopyup",
+        "unbindable",
+    ];
+    v.extend(
+        crate::launch::plan::RECURSIVE_MOUNT_OPTIONS
+            .iter()
+            .map(|o| o.0),
+    );
+    v.sort_unstable();
+    v
+}
+
 /// What this runtime supports, as `runc features` prints it.
 pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand",
-            "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
-            "nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared",
-            "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync",
-            "unbindable"
-        ],
+        "mountOptions": mount_options(),
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps::all().iter().map(|c| c.to_string()).collect::<Vec<_>>(),
