@@ -22,6 +22,7 @@ fn create_options(a: &mica::cli::CreateArgs) -> CreateOptions {
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
+        listen: mica::launch::ListenFds::from_env(),
     }
 }
 
@@ -334,7 +335,10 @@ fn main() -> ExitCode {
     // Before anything is opened: which fds of the preserved range are the
     // caller's.
     let preserve = match &cli.command {
-        Command::Create { create, .. } | Command::Run { create, .. } => create.preserve_fds,
+        Command::Create { create, .. } | Command::Run { create, .. } => {
+            let listen = mica::launch::ListenFds::from_env().map_or(0, |l| l.count);
+            create.preserve_fds.saturating_add(listen)
+        }
         Command::Exec { exec, .. } => exec.preserve_fds,
         _ => 0,
     };

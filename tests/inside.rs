@@ -317,16 +317,20 @@ fn host_fds_and_env_do_not_leak() {
 /// `kept-file` sits at the fds `at` (inheritable) and the fds `closed` are
 /// closed. Returns the probe's report.
 fn run_preserving(env: &Env, n: &str, at: &'static [i32], closed: &'static [i32]) -> Value {
+    let mut cmd = env.cmd();
+    cmd.args(["run", "--preserve-fds", n]);
+    run_with_fds(env, cmd, at, closed)
+}
+
+/// `cmd` (mica ... run, up to the bundle) of the probe, with `kept-file` at
+/// the fds `at` and the fds `closed` closed, as `run_preserving`.
+fn run_with_fds(env: &Env, mut cmd: Command, at: &'static [i32], closed: &'static [i32]) -> Value {
     let kept = env.tmp.path().join("kept-file");
     let f = std::fs::File::create(&kept).unwrap(); // O_CLOEXEC in this process
     let src = f.as_raw_fd();
     let b = env.bundle("busybox", &[PROBE], |_| {});
     let id = env.id("preserve");
-    let mut cmd = env.cmd();
-    cmd.args(["run", "--preserve-fds", n, "--bundle"])
-        .arg(&b)
-        .arg(&id)
-        .stdin(Stdio::null());
+    cmd.arg("--bundle").arg(&b).arg(&id).stdin(Stdio::null());
     unsafe {
         cmd.pre_exec(move || {
             for &target in at {
@@ -431,6 +435,38 @@ fn preserve_fds_far_beyond_the_open_fds() {
         !fds.contains("/state/") && !fds.contains("socket:") && !fds.contains("cgroup"),
         "an fd of mica reached the container: {fds}"
     );
+}
+
+/// systemd socket activation, as runc passes it on: with LISTEN_PID = mica's
+/// pid, LISTEN_FDS fds from 3 reach the process ahead of the
+/// `--preserve-fds` ones, with LISTEN_FDS=N, LISTEN_PID=1 and LISTEN_FDNAMES
+/// in its environment; meant for another pid, none.
+#[test]
+fn socket_activation_fds_are_passed_on() {
+    let env = Env::new();
+    for (listen_pid, passed) in [("", true), ("1", false)] {
+        let mica = env.cmd();
+        let mut cmd = Command::new("sh");
+        // $$ is mica's pid once sh execs it.
+        cmd.args(["-c", "export LISTEN_PID=${WANT_PID:-$$}; exec \"$@\"", "sh"])
+            .arg(mica.get_program())
+            .args(mica.get_args())
+            .args(["run", "--preserve-fds", "1"])
+            .env("LISTEN_FDS", "2")
+            .env("LISTEN_FDNAMES", "web:admin")
+            .env("WANT_PID", listen_pid);
+        let j = run_with_fds(&env, cmd, &[3, 4, 5, 6], &[]);
+        let envs = j["env"].to_string();
+        if passed {
+            assert_eq!(fd_nums(&j), vec![0, 1, 2, 3, 4, 5], "fds: {}", j["fds"]);
+            for e in ["LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=web:admin"] {
+                assert!(envs.contains(e), "{e} missing: {envs}");
+            }
+        } else {
+            assert_eq!(fd_nums(&j), vec![0, 1, 2, 3], "fds: {}", j["fds"]);
+            assert!(!envs.contains("LISTEN_"), "{envs}");
+        }
+    }
 }
 
 #[test]

@@ -266,6 +266,7 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
         preserve_fds: 0,
         no_pivot: false,
         no_new_keyring: false,
+        listen: None,
     };
     let r = container::run_spec(root, &id, &opts, bundle.clone(), spec, l.detach, !l.rm);
     match r {

@@ -17,6 +17,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Keep the caller's session keyring (runc's `--no-new-keyring`).
     pub no_new_keyring: bool,
+    /// Socket activation fds passed to mica ([`crate::launch::ListenFds`]): they come
+    /// first, the `preserve_fds` after them.
+    pub listen: Option<crate::launch::ListenFds>,
 }
 
 /// Read and check `config.json`: one clear line for malformed JSON, a wrong
@@ -118,11 +121,14 @@ fn create_with(
             bundle: &bundle,
             no_pivot: opts.no_pivot,
             console_socket: console,
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: opts
+                .preserve_fds
+                .saturating_add(opts.listen.as_ref().map_or(0, |l| l.count)),
             exec_fifo: None,
             join_pid: None,
             cgroup: Some(&cg),
             session_keyring: (!opts.no_new_keyring).then(|| state::session_keyring(id)),
+            listen: opts.listen.as_ref(),
         },
     )?;
     trace::phase("plan");

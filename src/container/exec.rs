@@ -125,6 +125,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOptions) -> Result<i32> {
             cgroup: st.cgroup.as_ref(),
             // The container's keyring, joined by name, as runc's exec does.
             session_keyring: (!st.no_new_keyring).then(|| super::state::session_keyring(&st.id)),
+            listen: None,
         },
     )?;
     let mask = block_signals();

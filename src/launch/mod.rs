@@ -100,6 +100,60 @@ pub struct Spawned {
 
 const STATE_BUF: usize = 64 * 1024;
 
+/// systemd socket activation, passed on as runc passes it: when mica's
+/// `LISTEN_PID` is mica itself, its `LISTEN_FDS` fds (3 onwards) go to the
+/// container's process, the `--preserve-fds` ones follow them, and the
+/// process's environment gets `LISTEN_FDS=N`, `LISTEN_PID=1` (and
+/// `LISTEN_FDNAMES` when set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenFds {
+    pub count: i32,
+    pub names: Option<String>,
+}
+
+impl ListenFds {
+    /// From mica's own environment (`create` and `run`, as runc).
+    pub fn from_env() -> Option<ListenFds> {
+        let var = |k| std::env::var(k).ok();
+        Self::parse(
+            var("LISTEN_PID").as_deref(),
+            var("LISTEN_FDS").as_deref(),
+            var("LISTEN_FDNAMES"),
+            std::process::id(),
+        )
+    }
+
+    fn parse(
+        pid: Option<&str>,
+        fds: Option<&str>,
+        names: Option<String>,
+        own: u32,
+    ) -> Option<Self> {
+        if pid?.trim().parse::<u32>().ok()? != own {
+            return None; // meant for another process (an ancestor of ours)
+        }
+        let count = fds?.trim().parse::<i32>().ok()?;
+        (1..=1 << 20)
+            .contains(&count)
+            .then_some(ListenFds { count, names })
+    }
+
+    /// The environment entries the container's process gets, replacing any
+    /// the config has.
+    pub fn apply(&self, env: &mut Vec<String>) {
+        env.retain(|e| {
+            !["LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="]
+                .iter()
+                .any(|p| e.starts_with(p))
+        });
+        env.push(format!("LISTEN_FDS={}", self.count));
+        env.push("LISTEN_PID=1".into());
+        if let Some(n) = &self.names {
+            env.push(format!("LISTEN_FDNAMES={n}"));
+        }
+    }
+}
+
 /// The fds of `--preserve-fds N` (3..3+N) that were open when mica started:
 /// the caller's. Only these are passed on; an fd of ours that landed in a
 /// gap of the range (the state dir, the sync socket, a log file) stays
@@ -376,5 +430,60 @@ impl Spawned {
         }
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListenFds;
+
+    #[test]
+    fn listen_fds_only_for_this_pid() {
+        let l = |pid, fds| ListenFds::parse(pid, fds, None, 42);
+        assert_eq!(
+            l(Some("42"), Some("3")),
+            Some(ListenFds {
+                count: 3,
+                names: None
+            })
+        );
+        assert_eq!(l(Some("41"), Some("3")), None, "another process's");
+        assert_eq!(l(None, Some("3")), None);
+        assert_eq!(l(Some("42"), None), None);
+        assert_eq!(l(Some("42"), Some("0")), None);
+        assert_eq!(l(Some("42"), Some("-1")), None);
+        assert_eq!(l(Some("42"), Some("x")), None);
+        assert_eq!(l(Some("42"), Some("99999999")), None, "beyond any fd table");
+    }
+
+    #[test]
+    fn listen_fds_replace_the_configs_entries() {
+        let mut env = vec![
+            "PATH=/bin".to_string(),
+            "LISTEN_FDS=9".to_string(),
+            "LISTEN_PID=7".to_string(),
+            "LISTEN_FDNAMES=old".to_string(),
+        ];
+        ListenFds {
+            count: 2,
+            names: Some("a:b".into()),
+        }
+        .apply(&mut env);
+        assert_eq!(
+            env,
+            [
+                "PATH=/bin",
+                "LISTEN_FDS=2",
+                "LISTEN_PID=1",
+                "LISTEN_FDNAMES=a:b"
+            ]
+        );
+        let mut env = vec!["LISTEN_FDNAMES=old".to_string()];
+        ListenFds {
+            count: 1,
+            names: None,
+        }
+        .apply(&mut env);
+        assert_eq!(env, ["LISTEN_FDS=1", "LISTEN_PID=1"]);
     }
 }

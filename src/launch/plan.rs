@@ -639,6 +639,8 @@ pub struct Options<'a> {
     pub cgroup: Option<&'a crate::cgroups::Cgroup>,
     /// The session keyring to join (made if missing); `None` keeps the caller's.
     pub session_keyring: Option<String>,
+    /// Socket activation: its fds are counted in `preserve_fds` already.
+    pub listen: Option<&'a super::ListenFds>,
 }
 
 /// Build the plan for `spec`. Checks everything that can be checked before
@@ -951,6 +953,9 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         )));
     }
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if let Some(l) = opts.listen {
+        l.apply(&mut env);
+    }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         // As runc does: the user's home from the container's /etc/passwd.
         let roots: Vec<PathBuf> = match (opts.kind, &layers) {
