@@ -1117,73 +1117,125 @@ fn clone_into_cgroup_on_v2() {
 
 // ------------------------------------------------------------------ devices
 
+/// Device nodes for `device_rules`: char 240:0, 240:1, 240:2 (a major of
+/// the "local/experimental" range: no driver, so an open the device rules
+/// let through fails with ENXIO and one they refuse with EPERM).
+fn experimental_device_nodes(env: &Env) -> PathBuf {
+    let dir = env.tmp.path().join("devnodes");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, minor) in [("a", 0), ("b", 1), ("c", 2)] {
+        let p =
+            std::ffi::CString::new(dir.join(name).into_os_string().into_encoded_bytes()).unwrap();
+        let rc =
+            unsafe { libc::mknod(p.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(240, minor)) };
+        assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
+    }
+    dir
+}
+
+/// The errno of the probe's `kind` ("reads"/"writes") action on `path`.
+fn action_errno(j: &Value, kind: &str, path: &str) -> String {
+    j[kind]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["path"] == path))
+        .map(|x| x["errno"].as_str().unwrap_or("none").to_string())
+        .unwrap_or_else(|| panic!("no {kind} of {path}: {j}"))
+}
+
+/// Device rules are enforced, in order, on v1 (devices.allow/deny) and on
+/// cgroup v2 (an eBPF program): what they grant opens (and meets no
+/// driver: ENXIO), what they do not is refused (EPERM), access by access.
 #[test]
 fn device_rules() {
     let h = host();
     let env = Env::new();
     let name = unique("mica-cg-dev");
+    let nodes = experimental_device_nodes(&env);
     let rules = json!([
         {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+        {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 240, "minor": 0, "access": "rw"},
+        {"allow": true, "type": "c", "major": 240, "minor": 1, "access": "r"}
     ]);
-    match h.v1_with("devices") {
-        None => {
-            // Pure v2 (or no devices hierarchy): refused, nothing left behind.
-            let b = bundle(&env, "probe-only", &["/mica-probe"], |c| {
-                set_path(c, &name);
-                c["linux"]["resources"]["devices"] = rules;
-            });
-            let id = env.id("dev");
-            let out = env.tmp.path().join("dev.out");
-            let (created, err) = create(&env, &b, &id, &out);
-            assert!(!created, "device rules were accepted on cgroup v2");
-            // One line: "mica: ", the layers' prefixes, the cgroups error.
-            assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-            assert!(err.starts_with("mica: "), "stderr: {err:?}");
-            assert!(
-                err.trim_end()
-                    .ends_with("cgroup: not supported: device cgroup rules need eBPF on cgroup v2"),
-                "stderr: {err:?}"
+    let c = Ctr::start(
+        &env,
+        "probe-only",
+        &name,
+        &[
+            "--write", "/dev/t/a", "--read", "/dev/t/a", "--read", "/dev/t/b", "--write",
+            "/dev/t/b", "--read", "/dev/t/c",
+        ],
+        |cfg| {
+            cfg["linux"]["resources"]["devices"] = rules;
+            cfg["mounts"].as_array_mut().unwrap().push(
+                json!({"destination": "/dev/t", "type": "bind", "source": nodes, "options": ["bind"]}),
             );
-            let left: Vec<_> = std::fs::read_dir(&env.root)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            assert!(left.is_empty(), "state left behind: {left:?}");
-            assert_gone(&h.dirs(&name));
-            assert_eq!(read(&out), "");
-        }
-        Some(_) => {
-            let c = Ctr::start(&env, "probe-only", &name, &[], |cfg| {
-                cfg["linux"]["resources"]["devices"] = rules;
-            });
-            c.probe();
-            let At::V1(d) = h.need("devices", "", &name) else {
-                unreachable!()
-            };
-            let got: BTreeSet<String> = read(d.join("devices.list"))
-                .lines()
-                .map(String::from)
-                .collect();
-            let want: BTreeSet<String> = [
-                "c 10:200 rwm",
-                "c *:* m",
-                "b *:* m",
-                "c 1:3 rwm",
-                "c 1:5 rwm",
-                "c 1:7 rwm",
-                "c 1:8 rwm",
-                "c 1:9 rwm",
-                "c 5:0 rwm",
-                "c 5:2 rwm",
-                "c 136:* rwm",
-            ]
-            .into_iter()
+        },
+    );
+    let j = c.probe();
+    assert_eq!(action_errno(&j, "writes", "/dev/t/a"), "ENXIO", "{j}");
+    assert_eq!(action_errno(&j, "reads", "/dev/t/a"), "ENXIO", "{j}");
+    assert_eq!(action_errno(&j, "reads", "/dev/t/b"), "ENXIO", "{j}");
+    assert_eq!(action_errno(&j, "writes", "/dev/t/b"), "EPERM", "{j}");
+    assert_eq!(action_errno(&j, "reads", "/dev/t/c"), "EPERM", "{j}");
+    if h.v1_with("devices").is_some() {
+        let At::V1(d) = h.need("devices", "", &name) else {
+            unreachable!()
+        };
+        let got: BTreeSet<String> = read(d.join("devices.list"))
+            .lines()
             .map(String::from)
             .collect();
-            assert_eq!(got, want);
-            c.delete();
-        }
+        let want: BTreeSet<String> = [
+            "c 10:200 rwm",
+            "c 240:0 rw",
+            "c 240:1 r",
+            "c *:* m",
+            "b *:* m",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:2 rwm",
+            "c 136:* rwm",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(got, want);
     }
+    c.delete();
+    assert_gone(&h.dirs(&name));
+}
+
+/// A device rule the kernel cannot take is refused before anything exists.
+#[test]
+fn bad_device_rule_is_refused_with_nothing_left() {
+    let h = host();
+    let env = Env::new();
+    let name = unique("mica-cg-baddev");
+    let b = bundle(&env, "probe-only", &["/mica-probe"], |c| {
+        set_path(c, &name);
+        c["linux"]["resources"]["devices"] =
+            json!([{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwx"}]);
+    });
+    let id = env.id("dev");
+    let out = env.tmp.path().join("dev.out");
+    let (created, err) = create(&env, &b, &id, &out);
+    assert!(!created, "a bad device rule was accepted");
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(
+        err.starts_with("mica: ") && err.contains("r, w and m"),
+        "stderr: {err:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&env.root)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left behind: {left:?}");
+    assert_gone(&h.dirs(&name));
+    assert_eq!(read(&out), "");
 }
 
 /// What the host looks like, in the test log (`--nocapture`).

@@ -10,6 +10,7 @@
 //!
 //! The v1 specifics live in `v1.rs`, the v2 specifics in `v2.rs`.
 
+mod devices;
 mod v1;
 mod v2;
 
@@ -836,13 +837,12 @@ impl Cgroup {
             _ => None,
         };
         let devices = match r.devices() {
-            Some(d) if !d.is_empty() => match self.v1_with("devices") {
-                Some(h) => Some((d, &h.dir)),
-                None if self.v2.is_some() => {
-                    v2::check_devices(d)?;
-                    None
-                }
-                None => {
+            Some(d) if !d.is_empty() => match (self.v1_with("devices"), &self.v2) {
+                (Some(h), _) => Some((d, Target::V1(&h.dir), Vec::new())),
+                // cgroup2: an eBPF program, compiled now (a bad rule fails
+                // before anything is written).
+                (None, Some(h)) => Some((d, Target::V2(&h.dir), v1::device_rules_v2(d)?)),
+                (None, None) => {
                     return Err(Error::ControllerMissing {
                         controller: "devices".into(),
                         reason: "no cgroup v1 hierarchy has it mounted".into(),
@@ -913,8 +913,10 @@ impl Cgroup {
         if let Some((m, Target::V1(d) | Target::V2(d))) = rdma {
             set_rdma(d, m)?;
         }
-        if let Some((rules, d)) = devices {
-            v1::set_devices(d, rules)?;
+        match devices {
+            Some((rules, Target::V1(d), _)) => v1::set_devices(d, rules)?,
+            Some((_, Target::V2(d), program_rules)) => devices::attach(d, &program_rules)?,
+            None => {}
         }
         if let Some((u, d)) = unified {
             v2::set_unified(d, u, v2c.as_ref())?;

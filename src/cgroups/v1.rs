@@ -318,6 +318,19 @@ pub(super) const DEFAULT_ALLOW: [&str; 10] = [
     "c 136:* rwm",
 ];
 
+/// The rules of `set_devices` (the config's, then `DEFAULT_ALLOW`), for
+/// the cgroup2 device program.
+pub(super) fn device_rules_v2(rules: &[LinuxDeviceCgroup]) -> Result<Vec<super::devices::Rule>> {
+    let mut v = Vec::with_capacity(rules.len() + DEFAULT_ALLOW.len());
+    for r in rules {
+        v.push(super::devices::Rule::parse(r.allow(), &device_rule(r)?)?);
+    }
+    for line in DEFAULT_ALLOW {
+        v.push(super::devices::Rule::parse(true, line)?);
+    }
+    Ok(v)
+}
+
 /// Write the rules in order to devices.allow / devices.deny, then
 /// `DEFAULT_ALLOW` (only when there are rules at all). Each file is opened
 /// once: the kernel takes one rule per write.

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::Instant;
 
-use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
-};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
 use super::{
     check_page_size, invalid, nonzero, read, read_opt, v1::check_memory_values, write, Error,
@@ -283,32 +281,6 @@ pub(super) fn set_hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<(
     Ok(())
 }
 
-/// Without eBPF, cgroup v2 cannot restrict devices. Accept only what needs
-/// no enforcement here: no rules, or a single deny-all (runc's default).
-pub(super) fn check_devices(rules: &[LinuxDeviceCgroup]) -> Result<()> {
-    match rules {
-        [] => Ok(()),
-        [r] if is_deny_all(r) => Ok(()),
-        _ => Err(Error::Unsupported(
-            "device cgroup rules need eBPF on cgroup v2".to_string(),
-        )),
-    }
-}
-
-fn is_deny_all(r: &LinuxDeviceCgroup) -> bool {
-    let access = r
-        .access()
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .unwrap_or("rwm");
-    let all_access = ['r', 'w', 'm'].iter().all(|c| access.contains(*c));
-    !r.allow()
-        && matches!(r.typ(), None | Some(LinuxDeviceType::A))
-        && r.major().is_none_or(|m| m < 0)
-        && r.minor().is_none_or(|m| m < 0)
-        && all_access
-}
-
 /// Write `unified` entries as given (sorted by key).
 pub(super) fn set_unified(
     dir: &Path,
@@ -450,29 +422,5 @@ mod tests {
     fn io_max_lines() {
         assert_eq!(io_max_line("rbps", 8, 0, 1_048_576), "8:0 rbps=1048576");
         assert_eq!(io_max_line("wiops", 8, 16, 0), "8:16 wiops=max");
-    }
-
-    fn rules(json: &str) -> Vec<LinuxDeviceCgroup> {
-        serde_json::from_str(json).expect("valid device rules JSON")
-    }
-
-    #[test]
-    fn device_rules_on_v2() {
-        assert!(check_devices(&[]).is_ok());
-        assert!(check_devices(&rules(r#"[{"allow":false,"access":"rwm"}]"#)).is_ok());
-        assert!(check_devices(&rules(r#"[{"allow":false,"type":"a"}]"#)).is_ok());
-        let e = check_devices(&rules(
-            r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
-        ))
-        .unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m == "device cgroup rules need eBPF on cgroup v2")
-        );
-        assert!(check_devices(&rules(r#"[{"allow":true,"access":"rwm"}]"#)).is_err());
-        assert!(check_devices(&rules(r#"[{"allow":false,"access":"r"}]"#)).is_err());
-        assert!(check_devices(&rules(
-            r#"[{"allow":false,"type":"c","major":1,"access":"rwm"}]"#
-        ))
-        .is_err());
     }
 }
