@@ -872,6 +872,22 @@ fn rro_makes_submounts_read_only() {
     assert!(host_mounts_containing("mica-rro-test").is_empty());
 }
 
+/// runtime-spec 1.1: a relative mount destination (older configs) is read
+/// as relative to "/", as runc reads it.
+#[test]
+fn relative_mount_destination_is_below_the_root() {
+    let env = Env::new();
+    let (j, _) = probe_cfg(&env, &["--write", "/tmp/x"], |c| {
+        add_mount(
+            c,
+            json!({"destination": "tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+        );
+    });
+    assert_eq!(mount_at(&j, "/tmp")["fstype"], "tmpfs");
+    let w = action(&j, "writes", "/tmp/x");
+    assert_eq!(w["ok"], true, "{w}");
+}
+
 #[test]
 fn mountpoint_is_created_inside_a_tmpfs() {
     let env = Env::new();

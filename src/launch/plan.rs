@@ -328,13 +328,14 @@ fn cgroup_hierarchies(cg: Option<&crate::cgroups::Cgroup>) -> (Vec<(String, Stri
     (v1, cg.v2.is_some())
 }
 
+/// A mount's destination, absolute: runtime-spec 1.1 lets older configs
+/// give it relative, to be read as relative to "/" (runc does so too).
+fn mount_destination(m: &Mount) -> PathBuf {
+    Path::new("/").join(m.destination())
+}
+
 fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> Result<MountOp> {
-    let target = m.destination();
-    if !target.is_absolute() {
-        return Err(Error::Config(format!(
-            "mount destination {target:?} is not absolute"
-        )));
-    }
+    let target = &mount_destination(m);
     let fstype = m.typ().clone().unwrap_or_default();
     let mut flags: libc::c_ulong = 0;
     let mut propagation: libc::c_ulong = 0;
@@ -827,7 +828,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     let mut has_dev_mount = false;
     if opts.kind == Kind::Init {
         for m in spec.mounts().iter().flatten() {
-            if m.destination() == Path::new("/dev") {
+            if mount_destination(m) == Path::new("/dev") {
                 has_dev_mount = true;
             }
             mounts.push(build_mount(m, opts.bundle, &cg)?);
