@@ -30,6 +30,52 @@ fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// runc's table: the host's `ps` with the options given (default `-ef`),
+/// its header and the lines whose PID column is one of the container's.
+/// Without a `ps` on the host and no options, mica's own PID/PPID/CMD table.
+fn ps_host(pids: &[i32], args: &[String]) -> Result<(), String> {
+    let default = ["-ef".to_string()];
+    let args = if args.is_empty() { &default[..] } else { args };
+    let shown = args.join(" ");
+    let out = match std::process::Command::new("ps")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) => o,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && args == default => {
+            ps_table(pids);
+            return Ok(());
+        }
+        Err(err) => return Err(format!("ps {shown}: {err}")),
+    };
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        return Err(format!("ps {shown}: {}: {}", out.status, why.trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let col = header
+        .split_whitespace()
+        .position(|f| f == "PID")
+        .ok_or_else(|| format!("ps {shown}: no PID column in {header:?}"))?;
+    println!("{header}");
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse().ok());
+        match pid {
+            Some(p) if pids.contains(&p) => println!("{line}"),
+            Some(_) => {}
+            None => return Err(format!("ps {shown}: no pid in {line:?}")),
+        }
+    }
+    Ok(())
+}
+
 fn ps_table(pids: &[i32]) {
     println!("{:>8} {:>8} CMD", "PID", "PPID");
     for pid in pids {
@@ -129,11 +175,15 @@ fn run(cli: Cli) -> Result<i32, String> {
             };
             return container::exec(root, id, &o).map_err(e);
         }
-        Command::Ps { format, id, .. } => {
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
             let pids = container::pids(root, id).map_err(e)?;
             match format {
                 Format::Json => println!("{}", serde_json::to_string(&pids).unwrap_or_default()),
-                Format::Table => ps_table(&pids),
+                Format::Table => ps_host(&pids, ps_args)?,
             }
         }
         Command::List { format, quiet } => {

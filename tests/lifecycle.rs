@@ -1537,16 +1537,44 @@ fn ps_lists_container_processes() {
     let mut want = vec![pid, extra];
     want.sort();
     assert_eq!(got, want, "ps after exec -d");
+    // The table is the host's `ps -ef` (runc's), filtered to the container.
     let out = c.mica(&["ps", &c.id]);
     assert!(out.ok(), "{out:?}");
-    assert!(
-        out.stdout.lines().next().unwrap_or("").contains("PID"),
+    let mut lines = out.stdout.lines();
+    let header: Vec<_> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header.first(), Some(&"UID"), "{out:?}");
+    let col = header
+        .iter()
+        .position(|f| *f == "PID")
+        .expect("a PID column");
+    let mut shown: Vec<i32> = lines
+        .map(|l| l.split_whitespace().nth(col).unwrap().parse().unwrap())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, want, "{out:?}");
+    // ps options after the id go to ps, as runc passes them.
+    let out = c.mica(&["ps", &c.id, "--", "-o", "pid,comm"]);
+    assert!(out.ok(), "{out:?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(
+        lines
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PID", "COMMAND"],
         "{out:?}"
     );
+    let mut shown: Vec<i32> = lines
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, want, "{out:?}");
+    // A ps that fails is one line and a non-zero exit.
+    let out = c.mica(&["ps", &c.id, "--", "--no-such-ps-option"]);
+    assert_ne!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        out.stderr.starts_with("mica: ps --no-such-ps-option"),
         "{out:?}"
     );
 }

@@ -140,8 +140,9 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value = "table")]
         format: Format,
         id: String,
-        /// Accepted for runc compatibility (ps options); ignored
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        /// Options for the host's ps (default -ef), as runc takes them: its
+        /// header and the container's lines are printed (table format)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
     /// List containers
