@@ -1888,13 +1888,22 @@ fn container_hooks_get_the_state() {
             "source": out_dir,
             "options": ["rbind", "rw"],
         }));
+        let cwd_to = format!("pwd -P > {}/createContainer.cwd", out_dir.display());
         cfg["hooks"] = json!({
-            "createContainer": [cat_hook(&create_file)],
+            "createContainer": [cat_hook(&create_file), {"path": "/bin/sh", "args": ["sh", "-c", cwd_to]}],
             "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/startContainer"]}],
         });
     });
     c.create_ok(&b);
     let pid = c.pid();
+    // createContainer runs in the rootfs (as runc runs it), not in mica's cwd.
+    let cwd = std::fs::read_to_string(out_dir.join("createContainer.cwd")).unwrap();
+    let rootfs = std::fs::canonicalize(fixtures().join("busybox")).unwrap();
+    assert_eq!(
+        cwd.trim_end(),
+        rootfs.to_str().unwrap(),
+        "createContainer's cwd"
+    );
     let s = read_hook_state(&create_file);
     assert_eq!(s["id"], json!(c.id), "{s}");
     assert_eq!(s["pid"], json!(pid), "{s}");

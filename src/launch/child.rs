@@ -363,7 +363,7 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
     if plan.readonly_root {
         // Read-only from the start: anything that would write into the
         // image (a missing mountpoint) fails with EROFS, naming the path.
-        let p = PathBuf::proc_fd(root).map_err(fail(Step::BindRootfs, rdetail))?;
+        let p = PathBuf::mount_target(root).map_err(fail(Step::BindRootfs, rdetail))?;
         remount_bind(&p, root, libc::MS_RDONLY).map_err(fail(Step::ReadonlyRoot, rdetail))?;
     }
     if plan.dev_tmpfs {
@@ -371,7 +371,7 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
             sys::open_in_root(root, c"/dev".as_ptr(), libc::O_PATH | libc::O_DIRECTORY).map_err(
                 fail(Step::Mountpoint, b"/dev (a read-only rootfs must have it)"),
             )?;
-        let p = PathBuf::proc_fd(fd).map_err(fail(Step::Mount, b"/dev"))?;
+        let p = PathBuf::mount_target(fd).map_err(fail(Step::Mount, b"/dev"))?;
         sys::mount(
             c"tmpfs".as_ptr(),
             p.as_ptr(),
@@ -400,10 +400,11 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
             .map_err(fail(Step::Sync, NO_DETAIL))?;
         expect(sync_fd, sync::Kind::Continue)?;
     }
+    // In the rootfs: where runc runs createContainer hooks, and what pivots.
+    sys::fchdir(root).map_err(fail(Step::Pivot, rdetail))?;
     for h in &plan.create_container_hooks {
         run_hook(h, state).map_err(fail(Step::CreateContainerHook, h.path.to_bytes()))?;
     }
-    sys::fchdir(root).map_err(fail(Step::Pivot, rdetail))?;
     if plan.no_pivot {
         sys::mount(c".".as_ptr(), c"/".as_ptr(), null(), libc::MS_MOVE, null())
             .map_err(fail(Step::Pivot, b"move"))?;
@@ -452,7 +453,7 @@ fn plan_needs_prepivot(plan: &Plan) -> bool {
 fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     let tdetail = m.target.to_bytes();
     let tfd = resolve_create(root, &m.target, m.file_target, Step::Mountpoint)?;
-    let target = PathBuf::proc_fd(tfd).map_err(fail(Step::Mount, tdetail))?;
+    let target = PathBuf::mount_target(tfd).map_err(fail(Step::Mount, tdetail))?;
     let src = m.source.as_ref().map(|s| s.as_ptr()).unwrap_or(null());
     let data = m
         .data
@@ -488,7 +489,7 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
             )
             .and_then(|_| {
                 let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)?;
-                let p = PathBuf::proc_fd(fd)?;
+                let p = PathBuf::mount_target(fd)?;
                 let r = remount_bind(&p, fd, libc::MS_RDONLY | m.flags);
                 sys::close(fd);
                 r
@@ -509,7 +510,7 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     if m.propagation != 0 {
         let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)
             .map_err(fail(Step::Mount, tdetail))?;
-        let p = PathBuf::proc_fd(fd).map_err(fail(Step::Mount, tdetail))?;
+        let p = PathBuf::mount_target(fd).map_err(fail(Step::Mount, tdetail))?;
         let r = sys::mount(null(), p.as_ptr(), null(), m.propagation, null());
         sys::close(fd);
         r.map_err(fail(Step::Propagation, tdetail))?;
@@ -676,7 +677,7 @@ fn mount_bind(
     if extra != 0 {
         // The fd points below the new mount; reopen the mount itself.
         let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)?;
-        let p = PathBuf::proc_fd(fd)?;
+        let p = PathBuf::mount_target(fd)?;
         let r = remount_bind(&p, fd, extra);
         sys::close(fd);
         r?;
@@ -708,14 +709,14 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
         for (name, opts, bind) in &m.cgroup_v1 {
             sys::mkdirat(dir, name.as_ptr(), 0o755)?;
             let fd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            let p = PathBuf::proc_fd(fd)?;
+            let p = PathBuf::mount_target(fd)?;
             let r = match bind {
                 // No cgroup namespace: only the container's own cgroup, as runc does.
                 Some(src) => sys::mount(src.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
                     .and_then(|_| {
                         let mfd =
                             sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
-                        let r = PathBuf::proc_fd(mfd).and_then(|mp| {
+                        let r = PathBuf::mount_target(mfd).and_then(|mp| {
                             remount_bind(
                                 &mp,
                                 mfd,
@@ -737,7 +738,7 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
             r?;
         }
         if flags & libc::MS_RDONLY != 0 {
-            let p = PathBuf::proc_fd(dir)?;
+            let p = PathBuf::mount_target(dir)?;
             sys::mount(
                 null(),
                 p.as_ptr(),
@@ -767,7 +768,7 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
                         sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
                     sys::close(fd);
                     let fd = sys::openat(pfd, name.as_ptr(), libc::O_PATH, 0)?;
-                    let p = PathBuf::proc_fd(fd)?;
+                    let p = PathBuf::mount_target(fd)?;
                     let r = sys::mount(
                         d.host_path.as_ptr(),
                         p.as_ptr(),
@@ -957,7 +958,7 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
         }
         let fd = sys::open(p.as_ptr(), libc::O_PATH, 0)
             .map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
-        let pp = PathBuf::proc_fd(fd).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
+        let pp = PathBuf::mount_target(fd).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
         let r = remount_bind(&pp, fd, libc::MS_RDONLY | libc::MS_REC);
         sys::close(fd);
         r.map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
@@ -966,7 +967,7 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
         let fd = sys::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(fail(Step::ReadonlyRoot, b"/"))?;
         let r = remount_bind(
-            &PathBuf::proc_fd(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?,
+            &PathBuf::mount_target(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?,
             fd,
             libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
         );

@@ -63,6 +63,22 @@ impl PathBuf {
     pub fn as_ptr(&self) -> *const c_char {
         self.buf.as_ptr() as *const c_char
     }
+    /// The path to mount onto for the resolved target `fd` (O_PATH): "."
+    /// after a fchdir when it is a directory (a lookup of "." walks
+    /// nothing), else "/proc/self/fd/N" (a walk through procfs that makes
+    /// dentries and inodes each time). Changes the cwd.
+    pub fn mount_target(fd: c_int) -> SysResult<Self> {
+        match fchdir(fd) {
+            Ok(()) => {
+                let mut p = PathBuf::new();
+                p.push_bytes(b".")?;
+                Ok(p)
+            }
+            // Not a directory (or not searchable in a user namespace).
+            Err(_) => Self::proc_fd(fd),
+        }
+    }
+
     /// "/proc/self/fd/N" for an O_PATH fd: the way to mount onto a resolved target.
     pub fn proc_fd(fd: c_int) -> SysResult<Self> {
         let mut p = PathBuf::new();
