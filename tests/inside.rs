@@ -747,6 +747,52 @@ fn rlimits_are_applied() {
     assert_eq!(j["rlimits"]["RLIMIT_MSGQUEUE"], json!([4096, 8192]));
 }
 
+/// runtime-spec 1.2's process.scheduler and process.ioPriority reach the
+/// process (busybox reads them back: /proc/self/stat's nice, rt_priority
+/// and policy fields; `ionice`).
+#[test]
+fn scheduler_and_io_priority_are_applied() {
+    let env = Env::new();
+    let script = "cut -d' ' -f19,40,41 /proc/self/stat; ionice";
+    let b = env.bundle("busybox", &["/bin/sh", "-c", script], |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 5});
+    });
+    let (code, out, err) = run_limited(&env, &b, &[]);
+    assert_eq!(code, 0, "{out} {err}");
+    // nice 7, no real-time priority, policy 3 (SCHED_BATCH)
+    assert_eq!(out, "7 0 3\nbest-effort: prio 5\n", "{err}");
+    let b = env.bundle("busybox", &["/bin/sh", "-c", script], |c| {
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    });
+    let (code, out, err) = run_limited(&env, &b, &[]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out, "0 0 0\nidle\n", "{err}");
+    // What the kernel refuses (a priority with SCHED_OTHER) or the config
+    // cannot mean fails create with one line, leaving nothing.
+    for (edit, needle) in [
+        (
+            json!({"scheduler": {"policy": "SCHED_OTHER", "priority": 5}}),
+            "sched_setattr",
+        ),
+        (
+            json!({"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 9}}),
+            "out of range",
+        ),
+    ] {
+        let b = env.bundle("busybox", &["/bin/true"], |c| {
+            for (k, v) in edit.as_object().unwrap() {
+                c["process"][k] = v.clone();
+            }
+        });
+        let (code, out, err) = run_limited(&env, &b, &[]);
+        assert_ne!(code, 0, "{edit}: {out}");
+        assert_eq!(err.lines().count(), 1, "{edit}: {err:?}");
+        assert!(err.contains(needle), "{edit}: {err:?}");
+    }
+    env.assert_state_empty();
+}
+
 // ------------------------------------------------------------------ 5. mounts
 
 #[test]

@@ -980,6 +980,14 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
 /// rlimits, personality, umask, groups, uid/gid, capabilities, no_new_privs,
 /// and seccomp when it must come before the capability drop.
 fn identity(plan: &Plan) -> CResult<()> {
+    // Before the capabilities go: a real-time policy or class needs CAP_SYS_NICE
+    // (CAP_SYS_ADMIN for the real-time I/O class).
+    if let Some(attr) = &plan.scheduler {
+        sys::sched_setattr(attr).map_err(fail(Step::Scheduler, NO_DETAIL))?;
+    }
+    if let Some(prio) = plan.io_priority {
+        sys::ioprio_set(prio).map_err(fail(Step::IoPriority, NO_DETAIL))?;
+    }
     for (res, soft, hard) in &plan.rlimits {
         let lim = libc::rlimit {
             rlim_cur: *soft,

@@ -50,6 +50,114 @@ pub struct MountAttr {
     pub clr: u64,
 }
 
+/// `struct sched_attr` (its first version, 48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// Settings of newer runtime-spec versions that mica does not implement:
+/// refused with their names, never dropped silently.
+fn refuse_unimplemented(
+    linux: &oci_spec::runtime::Linux,
+    process: &oci_spec::runtime::Process,
+) -> Result<()> {
+    let named = [
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        (
+            "linux.netDevices",
+            linux.net_devices().as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "process.execCPUAffinity",
+            process.exec_cpu_affinity().is_some(),
+        ),
+    ];
+    let set: Vec<&str> = named
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{} not supported by mica",
+        set.join(", ")
+    )))
+}
+
+/// runtime-spec 1.2's `process.ioPriority`: (class << 13) | priority.
+fn io_priority(p: &oci_spec::runtime::LinuxIOPriority) -> Result<i32> {
+    use oci_spec::runtime::IOPriorityClass::*;
+    let class = match p.class() {
+        IoprioClassRt => 1,
+        IoprioClassBe => 2,
+        IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::Config(format!(
+            "process.ioPriority.priority {} is out of range 0..7",
+            p.priority()
+        )));
+    }
+    Ok(class << 13 | p.priority() as i32)
+}
+
+/// runtime-spec 1.2's `process.scheduler`, as sched_setattr(2) takes it
+/// (the kernel checks the combination: a priority only for FIFO/RR, a
+/// runtime <= deadline <= period for DEADLINE).
+fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
+    use oci_spec::runtime::LinuxSchedulerFlag as F;
+    use oci_spec::runtime::LinuxSchedulerPolicy as P;
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => {
+            return Err(Error::Config(
+                "process.scheduler.policy SCHED_ISO is not implemented by Linux".into(),
+            ))
+        }
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let priority = s.priority().unwrap_or(0);
+    let priority = u32::try_from(priority)
+        .map_err(|_| Error::Config(format!("process.scheduler.priority {priority} is negative")))?;
+    Ok(SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    })
+}
+
 pub struct DeviceOp {
     pub path: CString,
     pub mode: libc::mode_t,
@@ -134,6 +242,10 @@ pub struct Plan {
     pub no_new_privs: bool,
     pub seccomp: Option<crate::seccomp::Program>,
     pub oom_score_adj: Option<CString>,
+    /// `process.ioPriority` as ioprio_set(2) takes it: class << 13 | level.
+    pub io_priority: Option<i32>,
+    /// `process.scheduler`, for sched_setattr(2).
+    pub scheduler: Option<SchedAttr>,
 
     /// The executable as named in args[0], and the paths to try for it.
     pub arg0: CString,
@@ -657,6 +769,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     }
     let default_linux = oci_spec::runtime::Linux::default();
     let linux = spec.linux().as_ref().unwrap_or(&default_linux);
+    refuse_unimplemented(linux, process)?;
     let cg = cgroup_hierarchies(opts.cgroup);
 
     // Namespaces.
@@ -1137,6 +1250,12 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             .oom_score_adj()
             .map(|v| cstr(v.to_string(), "oom"))
             .transpose()?,
+        io_priority: process
+            .io_priority()
+            .as_ref()
+            .map(io_priority)
+            .transpose()?,
+        scheduler: process.scheduler().as_ref().map(sched_attr).transpose()?,
         arg0: cstr(&args[0], "arg0")?,
         exec_candidates,
         argv_ptrs: ptrs(&argv),

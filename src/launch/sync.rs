@@ -91,6 +91,8 @@ steps!(
     Loopback,
     Keyring,
     MountAttr,
+    Scheduler,
+    IoPriority,
 );
 
 impl Step {
@@ -142,6 +144,8 @@ impl Step {
             Loopback => "bring up loopback",
             Keyring => "join session keyring",
             MountAttr => "set recursive mount attributes (mount_setattr)",
+            Scheduler => "set the scheduling policy (sched_setattr)",
+            IoPriority => "set the I/O priority (ioprio_set)",
         }
     }
 }

@@ -228,6 +228,23 @@ pub fn mount_setattr_recursive(fd: c_int, set: u64, clr: u64) -> SysResult<()> {
     .map(drop)
 }
 
+pub fn sched_setattr(attr: &super::plan::SchedAttr) -> SysResult<()> {
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            attr as *const super::plan::SchedAttr,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self, prio).
+pub fn ioprio_set(prio: c_int) -> SysResult<()> {
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) }).map(drop)
+}
+
 pub fn chdir(path: *const c_char) -> SysResult<()> {
     check_int(unsafe { libc::chdir(path) }).map(drop)
 }
