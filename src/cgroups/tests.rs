@@ -755,7 +755,7 @@ mod root {
     }
 
     /// The same host seen as pure cgroup v2 (only the cgroup2 mount): runs the
-    /// v2 code paths (cgroup.freeze, cgroup.kill, device rule check) for real.
+    /// v2 code paths (cgroup.freeze, cgroup.kill, the device program) for real.
     #[test]
     fn pure_v2_view() {
         if skip() {
@@ -782,19 +782,44 @@ mod root {
         let dir = cg.v2_dir().unwrap().to_path_buf();
         assert!(dir.is_dir());
 
-        let e = cg
-            .apply(&resources(
-                r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#,
-            ))
-            .unwrap_err();
-        assert!(
-            matches!(&e, Error::Unsupported(m) if m.contains("eBPF")),
-            "{e}"
-        );
+        // Device rules: an eBPF program on the cgroup. A process in it may
+        // open /dev/null (runc's default list) and not /dev/kmsg (1:11).
         cg.apply(&resources(
-            r#"{"devices":[{"allow":false,"access":"rwm"}]}"#,
+            r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":200,"access":"rwm"}]}"#,
         ))
         .unwrap();
+        let opens_in_cgroup = |dev: &str| -> bool {
+            use std::os::unix::process::CommandExt;
+            let procs = std::ffi::CString::new(
+                dir.join("cgroup.procs")
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+            .unwrap();
+            let mut cmd = std::process::Command::new("/bin/sh");
+            cmd.args(["-c", &format!("exec 3<{dev}"), "sh"])
+                .stderr(std::process::Stdio::null());
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    Ok(())
+                });
+            }
+            cmd.status().unwrap().success()
+        };
+        assert!(opens_in_cgroup("/dev/null"));
+        assert!(!opens_in_cgroup("/dev/kmsg"));
+        // A rule the v1 syntax cannot express is refused before anything.
+        let e = cg
+            .apply(&resources(
+                r#"{"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rwx"}]}"#,
+            ))
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
         let e = cg
             .apply(&resources(r#"{"unified":{"../x":"1"}}"#))
             .unwrap_err();
