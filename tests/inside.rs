@@ -934,6 +934,77 @@ fn relative_mount_destination_is_below_the_root() {
     assert_eq!(w["ok"], true, "{w}");
 }
 
+/// An idmapped bind mount (mounts[].uidMappings/gidMappings, read as the
+/// kernel and runc read them: an id on disk, `containerID`, shows as
+/// `hostID`): with 1000 -> 0, files of uid 1000 show as root's, unmapped
+/// ones as the overflow id, and what root creates lands on disk as 1000.
+#[test]
+fn idmapped_bind_mount_maps_ownership() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let host = TempDir::new("bind-idmap");
+    let mine = host.path().join("mine");
+    std::fs::write(&mine, b"x").unwrap();
+    std::os::unix::fs::chown(&mine, Some(1000), Some(1000)).unwrap();
+    std::fs::write(host.path().join("roots"), b"x").unwrap();
+    std::os::unix::fs::chown(host.path(), Some(1000), Some(1000)).unwrap();
+    // Writable for the container's root, who has no CAP_DAC_OVERRIDE.
+    std::fs::set_permissions(
+        host.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let src = host.path().to_path_buf();
+    let script = "stat -c '%u %g' /mnt/mine /mnt/roots && touch /mnt/new";
+    let map = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+    for idmapped in [false, true] {
+        let _ = std::fs::remove_file(host.path().join("new"));
+        let b = env.bundle("busybox", &["/bin/sh", "-c", script], |c| {
+            let mut m =
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"]});
+            if idmapped {
+                m["uidMappings"] = map.clone();
+                m["gidMappings"] = map.clone();
+            }
+            add_mount(c, m);
+        });
+        let (code, out, err) = run_limited(&env, &b, &[]);
+        assert_eq!(code, 0, "idmapped {idmapped}: {out} {err}");
+        let new = std::fs::metadata(host.path().join("new")).unwrap();
+        if idmapped {
+            assert_eq!(out, "0 0\n65534 65534\n");
+            assert_eq!((new.uid(), new.gid()), (1000, 1000));
+        } else {
+            assert_eq!(out, "1000 1000\n0 0\n");
+            assert_eq!((new.uid(), new.gid()), (0, 0));
+        }
+    }
+    // What cannot be an idmapped mount is refused before anything exists.
+    for (m, needle) in [
+        (
+            json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind"], "uidMappings": map}),
+            "go together",
+        ),
+        (
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}),
+            "must be a bind mount",
+        ),
+        (
+            json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "idmap"]}),
+            "user namespace mappings",
+        ),
+    ] {
+        let b = env.bundle("busybox", &["/bin/true"], |c| add_mount(c, m.clone()));
+        let (code, _, err) = run_limited(&env, &b, &[]);
+        assert_ne!(code, 0, "{m}");
+        assert!(
+            err.contains(needle) && err.lines().count() == 1,
+            "{m}: {err:?}"
+        );
+    }
+    env.assert_state_empty();
+}
+
 #[test]
 fn mountpoint_is_created_inside_a_tmpfs() {
     let env = Env::new();
@@ -1159,6 +1230,50 @@ fn network_namespace_is_new_and_only_when_asked() {
     assert_eq!(j["namespaces"]["net"], host_ns("net"));
 }
 
+/// A user namespace mapping root to host 100000 (65536 ids), with what
+/// such a namespace's root cannot mount made a bind instead.
+fn with_user_ns(c: &mut Value) {
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    remove_mount(c, "/sys/fs/cgroup");
+    for m in mounts_mut(c).iter_mut() {
+        if m["type"] == "sysfs" {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
+}
+
+/// runc's `idmap` option alone: the bind takes the container's own user
+/// namespace mappings, so the host's root-owned files are root's inside
+/// (without it, the overflow id's).
+#[test]
+fn idmap_option_takes_the_containers_mappings() {
+    let env = Env::new();
+    let host = TempDir::new("bind-idmap-ns");
+    std::fs::write(host.path().join("f"), b"x").unwrap();
+    let src = host.path().to_path_buf();
+    for (opts, want) in [
+        (json!(["rbind"]), "65534\n"),
+        (json!(["rbind", "idmap"]), "0\n"),
+    ] {
+        let b = env.bundle("busybox", &["/bin/stat", "-c", "%u", "/mnt/f"], |c| {
+            with_user_ns(c);
+            add_mount(
+                c,
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
+            );
+        });
+        let (code, out, err) = run_limited(&env, &b, &[]);
+        assert_eq!(code, 0, "{opts}: {out} {err}");
+        assert_eq!(out, want, "{opts}");
+    }
+}
+
 #[test]
 fn user_namespace_maps_root() {
     let env = Env::new();
@@ -1172,23 +1287,7 @@ fn user_namespace_maps_root() {
             "--read",
             "/proc/net/fib_trie",
         ],
-        |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["gidMappings"] =
-                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            remove_mount(c, "/sys/fs/cgroup");
-            for m in mounts_mut(c).iter_mut() {
-                if m["type"] == "sysfs" {
-                    *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
-                                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-                }
-            }
-        },
+        with_user_ns,
     );
     assert_eq!(j["uid"], 0);
     assert_eq!(j["gid"], 0);

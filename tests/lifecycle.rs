@@ -2394,6 +2394,11 @@ fn features_prints_json() {
     for h in ["prestart", "createRuntime", "poststart", "poststop"] {
         assert!(hooks.contains(&json!(h)), "{h} missing: {v}");
     }
+    assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    let opts = v["mountOptions"].as_array().unwrap();
+    for o in ["rro", "idmap", "ridmap", "tmpcopyup", "rbind"] {
+        assert!(opts.contains(&json!(o)), "{o} missing: {v}");
+    }
     let ns = v["linux"]["namespaces"].as_array().unwrap();
     for n in ["mount", "pid", "network", "uts", "ipc", "user", "cgroup"] {
         assert!(ns.contains(&json!(n)), "{n} missing: {v}");

@@ -473,7 +473,7 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
         None
     };
     let r = if m.bind {
-        mount_bind(root, m, src, &target)
+        mount_bind(root, m, src, &target, tfd)
     } else if !m.cgroup_v1.is_empty() || m.cgroup2 {
         mount_cgroup(root, m, &target)
     } else {
@@ -665,14 +665,22 @@ fn mount_bind(
     m: &MountOp,
     src: *const libc::c_char,
     target: &PathBuf,
+    tfd: c_int,
 ) -> Result<(), Errno> {
-    sys::mount(
-        src,
-        target.as_ptr(),
-        null(),
-        libc::MS_BIND | (m.flags & libc::MS_REC),
-        null(),
-    )?;
+    match &m.idmap {
+        // The parent's detached, idmapped copy of the source.
+        Some(idmap) => {
+            use std::os::fd::AsRawFd;
+            sys::move_mount(idmap.tree.as_raw_fd(), tfd)?;
+        }
+        None => sys::mount(
+            src,
+            target.as_ptr(),
+            null(),
+            libc::MS_BIND | (m.flags & libc::MS_REC),
+            null(),
+        )?,
+    }
     let extra = m.flags & !(libc::MS_BIND | libc::MS_REC);
     if extra != 0 {
         // The fd points below the new mount; reopen the mount itself.

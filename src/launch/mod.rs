@@ -9,6 +9,7 @@
 mod child;
 pub mod error;
 pub mod hooks;
+mod idmap;
 pub mod plan;
 mod sync;
 mod sys;
@@ -283,6 +284,11 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     v.push(sync);
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
     v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
+    v.extend(
+        plan.mounts
+            .iter()
+            .filter_map(|m| m.idmap.as_ref().map(|i| i.tree.as_raw_fd())),
+    );
     v.sort_unstable();
     v
 }

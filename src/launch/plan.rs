@@ -41,6 +41,14 @@ pub struct MountOp {
     /// Recursive mount attributes (`rro`, `rnosuid`, ...): set and cleared
     /// with mount_setattr(2) on the mount and every mount below it.
     pub attr: Option<MountAttr>,
+    /// An idmapped bind mount (made by the parent, see `super::idmap`).
+    pub idmap: Option<IdMap>,
+}
+
+/// See [`MountOp::idmap`].
+pub struct IdMap {
+    /// The source, idmapped already, detached: moved onto the target.
+    pub tree: OwnedFd,
 }
 
 /// `struct mount_attr`'s set and clear masks (MOUNT_ATTR_*).
@@ -446,7 +454,45 @@ fn mount_destination(m: &Mount) -> PathBuf {
     Path::new("/").join(m.destination())
 }
 
-fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> Result<MountOp> {
+/// The user namespace maps of an idmapped mount: its own `uidMappings`
+/// and `gidMappings`, or with runc's `idmap`/`ridmap` option alone the
+/// container's. None: not idmapped.
+fn idmap_maps(
+    m: &Mount,
+    container: (&Option<String>, &Option<String>),
+) -> Result<Option<(String, String, bool)>> {
+    let opts = m.options().clone().unwrap_or_default();
+    let recursive = opts.iter().any(|o| o == "ridmap");
+    let asked = recursive || opts.iter().any(|o| o == "idmap");
+    let own = (id_map(m.uid_mappings()), id_map(m.gid_mappings()));
+    let target = m.destination();
+    let maps = match own {
+        (Some(u), Some(g)) => (u, g),
+        (None, None) if !asked => return Ok(None),
+        (None, None) => match container {
+            (Some(u), Some(g)) => (u.clone(), g.clone()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "mount {target:?}: idmap without uidMappings/gidMappings needs the \
+                     container's user namespace mappings"
+                )))
+            }
+        },
+        _ => {
+            return Err(Error::Config(format!(
+                "mount {target:?}: uidMappings and gidMappings go together"
+            )))
+        }
+    };
+    Ok(Some((maps.0, maps.1, recursive)))
+}
+
+fn build_mount(
+    m: &Mount,
+    bundle: &Path,
+    cg: &(Vec<(String, String)>, bool),
+    container_maps: (&Option<String>, &Option<String>),
+) -> Result<MountOp> {
     let target = &mount_destination(m);
     let fstype = m.typ().clone().unwrap_or_default();
     let mut flags: libc::c_ulong = 0;
@@ -463,7 +509,8 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
             // runc's extension (podman --read-only uses it): fill the tmpfs with what it covers.
             None if opt == "tmpcopyup" && fstype == "tmpfs" => copyup = true,
             None if recursive_mount_option(opt, &mut attr) => {}
-            None if opt == "tmpcopyup" || opt.starts_with("idmap") => {
+            None if opt == "idmap" || opt == "ridmap" => {}
+            None if opt == "tmpcopyup" => {
                 return Err(Error::Config(format!(
                     "mount {target:?}: option {opt:?} is not supported"
                 )))
@@ -530,6 +577,23 @@ fn build_mount(m: &Mount, bundle: &Path, cg: &(Vec<(String, String)>, bool)) -> 
         cgroup2,
         copyup,
         attr: (attr != MountAttr::default()).then_some(attr),
+        idmap: match idmap_maps(m, container_maps)? {
+            None => None,
+            Some(_) if !bind => {
+                return Err(Error::Config(format!(
+                    "mount {target:?}: an idmapped mount must be a bind mount"
+                )))
+            }
+            Some((uid_map, gid_map, recursive)) => Some(IdMap {
+                tree: super::idmap::idmapped_tree(
+                    &src,
+                    flags & libc::MS_REC != 0,
+                    recursive,
+                    &uid_map,
+                    &gid_map,
+                )?,
+            }),
+        },
     })
 }
 
@@ -937,6 +1001,11 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         _ => 0,
     };
 
+    let (uid_map, gid_map) = if user_ns {
+        (id_map(linux.uid_mappings()), id_map(linux.gid_mappings()))
+    } else {
+        (None, None)
+    };
     let mut mounts = Vec::new();
     let mut has_dev_mount = false;
     if opts.kind == Kind::Init {
@@ -944,7 +1013,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             if mount_destination(m) == Path::new("/dev") {
                 has_dev_mount = true;
             }
-            mounts.push(build_mount(m, opts.bundle, &cg)?);
+            mounts.push(build_mount(m, opts.bundle, &cg, (&uid_map, &gid_map))?);
         }
     }
     let dev_tmpfs = opts.kind == Kind::Init && !has_dev_mount && readonly_root;
@@ -1190,11 +1259,6 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     if let Some(fd) = &opts.console_socket {
         let _ = fd.as_raw_fd();
     }
-    let (uid_map, gid_map) = if user_ns {
-        (id_map(linux.uid_mappings()), id_map(linux.gid_mappings()))
-    } else {
-        (None, None)
-    };
     if user_ns && (uid_map.is_none() || gid_map.is_none()) {
         return Err(Error::Config(
             "a new user namespace needs uidMappings and gidMappings".into(),

@@ -198,9 +198,16 @@ pub fn fstatfs_flags(fd: c_int) -> SysResult<c_ulong> {
     Ok(st.f_flag)
 }
 
-/// mount_setattr(2) on the mount at `fd` and, with `AT_RECURSIVE`, every
-/// mount below it.
+/// mount_setattr(2) on the mount at `fd` and every mount below it.
 pub fn mount_setattr_recursive(fd: c_int, set: u64, clr: u64) -> SysResult<()> {
+    mount_setattr(fd, true, set, clr, 0)
+}
+
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(2) on the mount (or detached tree) at `fd`; `userns` is
+/// the user namespace fd of MOUNT_ATTR_IDMAP.
+pub fn mount_setattr(fd: c_int, recursive: bool, set: u64, clr: u64, userns: u64) -> SysResult<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -208,19 +215,19 @@ pub fn mount_setattr_recursive(fd: c_int, set: u64, clr: u64) -> SysResult<()> {
         propagation: u64,
         userns_fd: u64,
     }
-    const AT_RECURSIVE: c_int = 0x8000;
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns,
     };
+    let flags = libc::AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 };
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd,
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | AT_RECURSIVE,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -243,6 +250,40 @@ pub fn sched_setattr(attr: &super::plan::SchedAttr) -> SysResult<()> {
 /// ioprio_set(IOPRIO_WHO_PROCESS, self, prio).
 pub fn ioprio_set(prio: c_int) -> SysResult<()> {
     check(unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, prio) }).map(drop)
+}
+
+const AT_RECURSIVE: c_int = 0x8000;
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
+/// `path` (and, `recursive`, the mounts below it), as an fd.
+pub fn open_tree_clone(path: *const c_char, recursive: bool) -> SysResult<c_int> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | if recursive {
+            AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+    check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path, flags) })
+        .map(|fd| fd as c_int)
+}
+
+/// move_mount(2) of the detached tree `from` onto the resolved target `to`.
+pub fn move_mount(from: c_int, to: c_int) -> SysResult<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            to,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
 }
 
 pub fn chdir(path: *const c_char) -> SysResult<()> {

@@ -135,6 +135,8 @@ fn mount_options() -> Vec<&'static str> {
         "sync",
         "tmpcopyup",
         "unbindable",
+        "idmap",
+        "ridmap",
     ];
     v.extend(
         crate::launch::plan::RECURSIVE_MOUNT_OPTIONS
@@ -164,6 +166,7 @@ pub fn features() -> Value {
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86_64"]
             },
+            "mountExtensions": {"idmap": {"enabled": true}},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}
         }
