@@ -2061,6 +2061,45 @@ fn bad_config_missing_command() {
     );
 }
 
+/// Paths the spec says must be absolute, an empty mount destination and
+/// an option mica does not read are refused, not skipped or passed on.
+#[test]
+fn bad_config_relative_paths_and_odd_mounts() {
+    check_bad_config(
+        "relmask",
+        "masked path \"proc/kcore\": must be an absolute path",
+        |cfg, _| cfg["linux"]["maskedPaths"] = json!(["/proc/keys", "proc/kcore"]),
+        None,
+    );
+    check_bad_config(
+        "relro",
+        "readonly path \"proc/sys\": must be an absolute path",
+        |cfg, _| cfg["linux"]["readonlyPaths"] = json!(["/proc/bus", "proc/sys"]),
+        None,
+    );
+    check_bad_config(
+        "emptydest",
+        "empty destination",
+        |cfg, _| {
+            cfg["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "", "type": "tmpfs", "source": "tmpfs"}))
+        },
+        None,
+    );
+    check_bad_config(
+        "idmapeq",
+        "option \"idmap=uids=0-1000-1\" is not supported",
+        |cfg, env| {
+            cfg["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/mnt", "type": "bind", "source": env.tmp.path(),
+                "options": ["rbind", "idmap=uids=0-1000-1"]}))
+        },
+        None,
+    );
+}
+
 #[test]
 fn bad_config_hostname_without_uts() {
     check_bad_config(

@@ -166,6 +166,9 @@ pub(super) fn program(rules: &[Rule]) -> Vec<Insn> {
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 /// Programs of ancestor cgroups keep applying too (all must allow).
@@ -196,15 +199,29 @@ struct ProgAttach {
     attach_flags: u32,
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<libc::c_long> {
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *const T,
-            std::mem::size_of::<T>(),
-        )
-    };
+/// `union bpf_attr` for BPF_PROG_QUERY.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
+#[repr(C)]
+struct GetFdById {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
     if rc < 0 {
         Err(std::io::Error::last_os_error())
     } else {
@@ -226,7 +243,7 @@ fn load(prog: &[Insn], dir: &Path) -> Result<OwnedFd> {
         prog_name: name,
         ..Default::default()
     };
-    let err = match bpf(BPF_PROG_LOAD, &attr) {
+    let err = match bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
         Err(e) => e,
     };
@@ -234,9 +251,9 @@ fn load(prog: &[Insn], dir: &Path) -> Result<OwnedFd> {
     attr.log_level = 1;
     attr.log_size = log.len() as u32;
     attr.log_buf = log.as_mut_ptr() as u64;
-    let _ = bpf(BPF_PROG_LOAD, &attr).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) });
-    let text =
-        String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+    let _ = bpf(BPF_PROG_LOAD, &mut attr).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]).into_owned();
     let last = text.lines().rev().find(|l| !l.trim().is_empty());
     Err(Error::Io {
         op: "load the device-rules eBPF program (BPF_PROG_LOAD) for",
@@ -248,28 +265,105 @@ fn load(prog: &[Insn], dir: &Path) -> Result<OwnedFd> {
     })
 }
 
-/// Attach the program for `rules` to the cgroup2 directory `dir`.
+/// Attach the program for `rules` to the cgroup2 directory `dir`, in
+/// place of the programs attached there before (a reused cgroup, an
+/// update): the new one is attached first, so the cgroup is never without
+/// one. Inside a user namespace, where bpf(2) is not ours to call and the
+/// host's devices are not reachable anyway, a refusal is let pass (as runc
+/// does).
 pub(super) fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
+    match replace(dir, rules) {
+        Err(Error::Io { err, .. })
+            if err.raw_os_error() == Some(libc::EPERM) && in_user_namespace() =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn replace(dir: &Path, rules: &[Rule]) -> Result<()> {
+    let io = |op: &'static str| {
+        move |err| Error::Io {
+            op,
+            path: dir.to_path_buf(),
+            err,
+        }
+    };
     let prog = load(&program(rules), dir)?;
-    let cg = std::fs::File::open(dir).map_err(|err| Error::Io {
-        op: "open",
-        path: dir.to_path_buf(),
-        err,
-    })?;
-    let attr = ProgAttach {
+    let cg = std::fs::File::open(dir).map_err(io("open"))?;
+    let old = attached(&cg).map_err(io("list the device eBPF programs (BPF_PROG_QUERY) of"))?;
+    let mut attr = ProgAttach {
         target_fd: cg.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI,
     };
     // The cgroup holds the program from here on; our fd can go.
-    bpf(BPF_PROG_ATTACH, &attr)
-        .map(drop)
-        .map_err(|err| Error::Io {
-            op: "attach the device-rules eBPF program (BPF_PROG_ATTACH) to",
-            path: dir.to_path_buf(),
-            err,
-        })
+    bpf(BPF_PROG_ATTACH, &mut attr).map_err(io(
+        "attach the device-rules eBPF program (BPF_PROG_ATTACH) to",
+    ))?;
+    for id in old {
+        let mut get = GetFdById {
+            prog_id: id,
+            next_id: 0,
+            open_flags: 0,
+        };
+        let old = match bpf(BPF_PROG_GET_FD_BY_ID, &mut get) {
+            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
+            // Detached meanwhile.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => {
+                return Err(io(
+                    "open an old device eBPF program (BPF_PROG_GET_FD_BY_ID) of",
+                )(e))
+            }
+        };
+        attr.attach_bpf_fd = old.as_raw_fd() as u32;
+        attr.attach_flags = 0;
+        match bpf(BPF_PROG_DETACH, &mut attr) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => {
+                return Err(io(
+                    "detach an old device eBPF program (BPF_PROG_DETACH) from",
+                )(e))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ids of the device programs attached to this cgroup itself.
+pub(super) fn attached(cg: &std::fs::File) -> std::io::Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    loop {
+        let mut q = ProgQuery {
+            target_fd: cg.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: ids.len() as u32,
+            ..Default::default()
+        };
+        match bpf(BPF_PROG_QUERY, &mut q) {
+            Ok(_) => {
+                ids.truncate(q.prog_cnt as usize);
+                return Ok(ids);
+            }
+            // More than fit: prog_cnt says how many there are.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && q.prog_cnt as usize > ids.len() => {
+                ids = vec![0; q.prog_cnt as usize];
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether mica runs in a user namespace other than the initial one.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -813,6 +813,15 @@ mod root {
         };
         assert!(opens_in_cgroup("/dev/null"));
         assert!(!opens_in_cgroup("/dev/kmsg"));
+        // New rules replace the program (an update, a reused cgroup): the
+        // old one is detached, else it would still deny /dev/kmsg.
+        cg.apply(&resources(
+            r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":11,"access":"rw"}]}"#,
+        ))
+        .unwrap();
+        assert!(opens_in_cgroup("/dev/kmsg"));
+        let attached = super::devices::attached(&fs::File::open(&dir).unwrap()).unwrap();
+        assert_eq!(attached.len(), 1, "{attached:?}");
         // A rule the v1 syntax cannot express is refused before anything.
         let e = cg
             .apply(&resources(

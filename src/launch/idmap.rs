@@ -28,10 +28,16 @@ pub fn idmapped_tree(
     let tree = super::sys::open_tree_clone(c.as_ptr(), rbind)
         .map_err(|e| sys_err(format!("{}: open_tree", what()))(e))?;
     let tree = unsafe { OwnedFd::from_raw_fd(tree) };
+    // The copy is in the source's peer group: made private (all of it, as
+    // one call may not both set propagation and idmap), nothing mounted
+    // under it in the container propagates back to the host.
+    super::sys::mount_setattr(tree.as_raw_fd(), true, 0, 0, libc::MS_PRIVATE, 0)
+        .map_err(|e| sys_err(format!("{}: make it private", what()))(e))?;
     super::sys::mount_setattr(
         tree.as_raw_fd(),
         recursive,
         super::sys::MOUNT_ATTR_IDMAP,
+        0,
         0,
         userns.as_raw_fd() as u64,
     )

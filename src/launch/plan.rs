@@ -140,17 +140,22 @@ fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
         P::SchedIdle => 5,
         P::SchedDeadline => 6,
     };
-    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
-        acc | match f {
-            F::SchedResetOnFork => 0x01,
-            F::SchedFlagReclaim => 0x02,
-            F::SchedFlagDLOverrun => 0x04,
-            F::SchedFlagKeepPolicy => 0x08,
-            F::SchedFlagKeepParams => 0x10,
-            F::SchedFlagUtilClampMin => 0x20,
-            F::SchedFlagUtilClampMax => 0x40,
-        }
-    });
+    let flags = s.flags().iter().flatten().try_fold(0u64, |acc, f| {
+        Ok(acc
+            | match f {
+                F::SchedResetOnFork => 0x01,
+                F::SchedFlagReclaim => 0x02,
+                F::SchedFlagDLOverrun => 0x04,
+                F::SchedFlagKeepPolicy => 0x08,
+                F::SchedFlagKeepParams => 0x10,
+                // They need the clamp values, which the spec has no field for.
+                F::SchedFlagUtilClampMin | F::SchedFlagUtilClampMax => {
+                    return Err(Error::Config(format!(
+                        "process.scheduler.flags {f:?} is not supported by mica"
+                    )))
+                }
+            })
+    })?;
     let priority = s.priority().unwrap_or(0);
     let priority = u32::try_from(priority)
         .map_err(|_| Error::Config(format!("process.scheduler.priority {priority} is negative")))?;
@@ -493,6 +498,9 @@ fn build_mount(
     cg: &(Vec<(String, String)>, bool),
     container_maps: (&Option<String>, &Option<String>),
 ) -> Result<MountOp> {
+    if m.destination().as_os_str().is_empty() {
+        return Err(Error::Config("a mount has an empty destination".into()));
+    }
     let target = &mount_destination(m);
     let fstype = m.typ().clone().unwrap_or_default();
     let mut flags: libc::c_ulong = 0;
@@ -510,7 +518,12 @@ fn build_mount(
             None if opt == "tmpcopyup" && fstype == "tmpfs" => copyup = true,
             None if recursive_mount_option(opt, &mut attr) => {}
             None if opt == "idmap" || opt == "ridmap" => {}
-            None if opt == "tmpcopyup" => {
+            // crun's idmap=uids=...;gids=... form: the maps go in
+            // uidMappings/gidMappings here, never to the filesystem as data.
+            None if opt == "tmpcopyup"
+                || opt.starts_with("idmap=")
+                || opt.starts_with("ridmap=") =>
+            {
                 return Err(Error::Config(format!(
                     "mount {target:?}: option {opt:?} is not supported"
                 )))
@@ -1077,8 +1090,20 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         }
     }
 
+    // Absolute, as the spec requires: they are mounted one after another
+    // from a cwd that moves, so a relative one would name nothing sure.
     let cs = |v: &Option<Vec<String>>, what: &str| -> Result<Vec<CString>> {
-        v.iter().flatten().map(|p| cstr(p, what)).collect()
+        v.iter()
+            .flatten()
+            .map(|p| {
+                if !p.starts_with('/') {
+                    return Err(Error::Config(format!(
+                        "{what} {p:?}: must be an absolute path"
+                    )));
+                }
+                cstr(p, what)
+            })
+            .collect()
     };
     let (masked_paths, readonly_paths) = if opts.kind == Kind::Init {
         (

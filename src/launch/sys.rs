@@ -200,14 +200,22 @@ pub fn fstatfs_flags(fd: c_int) -> SysResult<c_ulong> {
 
 /// mount_setattr(2) on the mount at `fd` and every mount below it.
 pub fn mount_setattr_recursive(fd: c_int, set: u64, clr: u64) -> SysResult<()> {
-    mount_setattr(fd, true, set, clr, 0)
+    mount_setattr(fd, true, set, clr, 0, 0)
 }
 
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// mount_setattr(2) on the mount (or detached tree) at `fd`; `userns` is
-/// the user namespace fd of MOUNT_ATTR_IDMAP.
-pub fn mount_setattr(fd: c_int, recursive: bool, set: u64, clr: u64, userns: u64) -> SysResult<()> {
+/// mount_setattr(2) on the mount (or detached tree) at `fd`; `propagation`
+/// is 0 (unchanged) or one of MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE;
+/// `userns` is the user namespace fd of MOUNT_ATTR_IDMAP.
+pub fn mount_setattr(
+    fd: c_int,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    propagation: u64,
+    userns: u64,
+) -> SysResult<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -218,7 +226,7 @@ pub fn mount_setattr(fd: c_int, recursive: bool, set: u64, clr: u64, userns: u64
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
-        propagation: 0,
+        propagation,
         userns_fd: userns,
     };
     let flags = libc::AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 };
