@@ -17,12 +17,16 @@ pub fn init(file: Option<PathBuf>, json: bool, debug: bool) {
     let _ = SINK.set(Sink { file, json, debug });
 }
 
+fn json_line(level: &str, msg: &str) -> String {
+    serde_json::json!({"level": level, "msg": msg, "time": crate::container::state::now_rfc3339()})
+        .to_string()
+}
+
 fn write(level: &str, msg: &str) {
     let Some(sink) = SINK.get() else { return };
     let Some(path) = &sink.file else { return };
     let line = if sink.json {
-        serde_json::json!({"level": level, "msg": msg, "time": crate::container::state::now_rfc3339()})
-            .to_string()
+        json_line(level, msg)
     } else {
         format!(
             "time=\"{}\" level={level} msg={msg:?}",
@@ -55,8 +59,14 @@ pub fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
     s.into()
 }
 
-/// `mica: <level: >msg` on stderr (one line) and the record in the log file.
+/// `mica: <level: >msg` on stderr (one line) and the record in the log file;
+/// with `--log-format json` and no `--log`, the JSON record on stderr
+/// instead (runc's logs go to stderr when no file is named).
 fn emit(level: &str, prefix: &str, msg: &str) {
+    if SINK.get().is_some_and(|s| s.json && s.file.is_none()) {
+        eprintln!("{}", json_line(level, msg));
+        return;
+    }
     eprintln!("mica: {prefix}{}", one_line(msg));
     write(level, msg);
 }

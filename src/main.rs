@@ -348,8 +348,11 @@ fn parse_or_log() -> Result<Cli, ExitCode> {
                     .or_else(|| (a == flag).then(|| args.get(i + 1).cloned()).flatten())
             })
         };
-        let json = value("--log-format").as_deref() == Some("json");
-        mica::log::init(value("--log").map(Into::into), json, false);
+        // The flags were not parsed: JSON only into a log file an engine
+        // named; stderr gets the plain line.
+        let log = value("--log");
+        let json = log.is_some() && value("--log-format").as_deref() == Some("json");
+        mica::log::init(log.map(Into::into), json, false);
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid command line");
         let first = first.trim_start_matches("error: ");

@@ -730,8 +730,19 @@ fn global_flags_go_before_the_command() {
         );
     }
     // Before the command they are taken: the id is then simply unknown.
-    let out = mica(&env, &["--debug", "--log-format", "json", "state", &id]);
+    let out = mica(&env, &["--debug", "--log-format", "text", "state", &id]);
     assert_fails_with(&out, "does not exist", "global flags before the command");
+    // JSON without --log: runc's JSON record goes to stderr, one line.
+    let out = mica(&env, &["--log-format", "json", "state", &id]);
+    assert_ne!(out.code, 0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}", out.stderr);
+    let rec: Value = serde_json::from_str(lines[0]).expect("a JSON log record");
+    assert_eq!(rec["level"], "error", "{rec}");
+    assert!(
+        rec["msg"].as_str().unwrap().contains("does not exist") && rec["time"].is_string(),
+        "{rec}"
+    );
     assert!(env.state_entries().is_empty(), "{:?}", env.state_entries());
 }
 
