@@ -195,6 +195,17 @@ fn run(cli: Cli) -> Result<i32, String> {
         }
         Command::Pause { id } => container::pause(root, id).map_err(e)?,
         Command::Update(u) => container::update(root, &u.id, &u.resources()?).map_err(e)?,
+        Command::Events {
+            interval,
+            stats,
+            id,
+        } => {
+            let o = container::EventsOptions {
+                interval: *interval,
+                stats: *stats,
+            };
+            container::events(root, id, &o, &mut std::io::stdout().lock()).map_err(e)?
+        }
         Command::Resume { id } => container::resume(root, id).map_err(e)?,
         Command::Features => print_json(&mica::spec::features()),
         Command::Image { command } => {

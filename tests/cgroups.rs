@@ -770,6 +770,241 @@ fn hugetlb_2mb_limit() {
     assert_gone(&h.dirs(&name));
 }
 
+// ------------------------------------------------------------------ events
+
+/// The container's CPU time so far in ns, from the file mica reads it from
+/// (v1 cpuacct.usage, else cgroup2 cpu.stat's usage_usec).
+fn cpu_usage_ns(h: &Host, name: &str) -> u64 {
+    match h.v1_with("cpuacct") {
+        Some(v) => value(v.mount.join(&v.own).join(name).join("cpuacct.usage"))
+            .parse()
+            .expect("cpuacct.usage"),
+        None => {
+            let stat = read(
+                h.v2.as_ref()
+                    .expect("cgroup2")
+                    .base()
+                    .join(name)
+                    .join("cpu.stat"),
+            );
+            let usec: u64 = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .expect("usage_usec in cpu.stat")
+                .parse()
+                .unwrap();
+            usec * 1000
+        }
+    }
+}
+
+/// The host's huge page sizes as the hugetlb files name them ("2MB").
+fn hugepage_sizes() -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let kb: u64 = n
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(match kb {
+                k if k >= 1 << 20 => format!("{}GB", k >> 20),
+                k if k >= 1 << 10 => format!("{}MB", k >> 10),
+                k => format!("{k}KB"),
+            })
+        })
+        .collect()
+}
+
+/// `events --stats`: one runc stats event whose numbers are the cgroup's:
+/// the configured memory and pids limits, the one process, CPU time in ns
+/// between what the files showed before and after.
+#[test]
+fn events_stats_show_usage_and_limits() {
+    let h = host();
+    let env = Env::new();
+    let name = unique("mica-cg-events");
+    h.need("memory", "memory", &name);
+    h.need("pids", "pids", &name);
+    let c = Ctr::start(&env, "probe-only", &name, &[], |cfg| {
+        cfg["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+        cfg["linux"]["resources"]["pids"] = json!({"limit": 42});
+    });
+    c.probe();
+    let before = cpu_usage_ns(&h, &name);
+    let out = ok(&env, &["events", "--stats", &c.id]);
+    let after = cpu_usage_ns(&h, &name);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one event, one line: {out:?}");
+    let ev: Value = serde_json::from_str(lines[0]).expect("a JSON event");
+    assert_eq!(ev["type"], "stats", "{ev}");
+    assert_eq!(ev["id"], json!(c.id), "{ev}");
+    let d = &ev["data"];
+    assert_eq!(d["memory"]["usage"]["limit"], 67108864, "{}", d["memory"]);
+    let used = d["memory"]["usage"]["usage"].as_u64().unwrap_or(0);
+    assert!(used > 0 && used <= 67108864, "{}", d["memory"]);
+    assert!(
+        d["memory"]["raw"]
+            .as_object()
+            .is_some_and(|r| !r.is_empty()),
+        "no memory.stat in {}",
+        d["memory"]
+    );
+    assert_eq!(d["pids"], json!({"current": 1, "limit": 42}), "{d}");
+    let total = d["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
+    assert!(
+        total > 0 && before <= total && total <= after,
+        "cpu.usage.total {total} not in [{before}, {after}] ns: {}",
+        d["cpu"]
+    );
+    // hugetlb: every page size whose files the container's cgroup has
+    // (cgroup2 on the hybrid host, so its v2 reader runs here too).
+    match h.controller("hugetlb", "hugetlb", &name) {
+        Some(At::V1(dir) | At::V2(dir)) => {
+            let sizes = hugepage_sizes();
+            let mut seen = 0;
+            for size in &sizes {
+                let has = ["current", "usage_in_bytes"]
+                    .iter()
+                    .any(|f| dir.join(format!("hugetlb.{size}.{f}")).exists());
+                if has {
+                    seen += 1;
+                    assert_eq!(d["hugetlb"][size]["failcnt"], 0, "{size}: {}", d["hugetlb"]);
+                }
+            }
+            assert_eq!(
+                d["hugetlb"].as_object().map(|m| m.len()),
+                Some(seen),
+                "{sizes:?}: {}",
+                d["hugetlb"]
+            );
+        }
+        None => println!("NOTE: no hugetlb controller: its stats not checked"),
+    }
+    // runc 1.1's shape: these are always there.
+    assert_eq!(d["intel_rdt"], json!({}), "{d}");
+    assert!(d["network_interfaces"].is_null(), "{d}");
+    assert!(d["cpu"]["usage"]["kernel"].is_u64() && d["cpu"]["throttling"].is_object());
+    c.delete();
+    assert_gone(&h.dirs(&name));
+}
+
+/// A streaming `events` reports an OOM kill in the container as
+/// `{"type":"oom","id":ID}`, and none before it.
+#[test]
+fn events_report_an_oom_kill() {
+    let h = host();
+    let env = Env::new();
+    let name = unique("mica-cg-oom");
+    let at = h.need("memory", "memory", &name);
+    // No swap for the cgroup, so that the OOM killer has to act: no swap
+    // on the host, or a memory+swap limit equal to the memory limit.
+    let mut memory = json!({"limit": 33554432});
+    if read("/proc/swaps").lines().count() > 1 {
+        if let At::V1(d) = &at {
+            if !d
+                .parent()
+                .unwrap()
+                .join("memory.memsw.limit_in_bytes")
+                .exists()
+            {
+                println!("NOTE: skipped: swap without swap accounting on this host");
+                return;
+            }
+        }
+        memory["swap"] = json!(33554432);
+    }
+    let c = Ctr::start(&env, "busybox", &name, &[], |cfg| {
+        cfg["linux"]["resources"]["memory"] = memory;
+    });
+    c.probe();
+    let out = env.tmp.path().join(format!("{}.events", c.id));
+    let mut events = env
+        .cmd()
+        .args(["events", "--interval", "100ms", &c.id])
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mica events");
+    let lines = |n: usize| -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            // Whole lines only: the last one may be half written.
+            let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            let done: Vec<Value> = whole
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+                .collect();
+            if done.len() >= n {
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} events: {:?}",
+                done.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let first = lines(1);
+    assert!(first.iter().all(|e| e["type"] == "stats"), "{first:?}");
+    // 64 MiB of buffer in a 32 MiB cgroup without swap: the OOM killer.
+    let hog = env.mica(&[
+        "exec",
+        &c.id,
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(hog.status.code(), Some(137), "dd was not killed: {hog:?}");
+    let deadline = Instant::now() + PATIENCE;
+    let got = loop {
+        let got = lines(1);
+        if got.iter().any(|e| e["type"] == "oom") || Instant::now() >= deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let types: Vec<&str> = got
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("?"))
+        .collect();
+    let oom = types.iter().position(|t| *t == "oom");
+    assert!(oom.is_some(), "no oom event: {types:?}");
+    assert_eq!(got[oom.unwrap()], json!({"type": "oom", "id": c.id}));
+    assert!(
+        oom.unwrap() >= first.len(),
+        "an oom event before the OOM: {types:?}"
+    );
+    // The container goes on (only dd was killed); its end ends the stream.
+    assert_eq!(c.status(), "running");
+    ok(&env, &["kill", &c.id, "KILL"]);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(st) = events.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = events.kill();
+            let _ = events.wait();
+            panic!("events did not end with the container");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "events: {status:?}");
+    c.delete();
+    assert_gone(&h.dirs(&name));
+}
+
 // ------------------------------------------------------------------ freezer, ps
 
 #[test]

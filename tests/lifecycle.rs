@@ -759,6 +759,8 @@ fn unknown_id_does_not_exist() {
         vec!["pause", &id],
         vec!["resume", &id],
         vec!["exec", &id, "--", PROBE],
+        vec!["events", "--stats", &id],
+        vec!["events", "--interval", "100ms", &id],
     ];
     for args in cmds {
         let out = mica(&env, &args);
@@ -1731,6 +1733,101 @@ fn pause_created_container_fails() {
         "pause of a created container",
     );
     assert_eq!(c.status(), "created");
+}
+
+// ---------------------------------------------------------------------------
+// 7b. events
+// ---------------------------------------------------------------------------
+
+/// The JSON events in a stream's output so far (whole lines only).
+fn event_lines(text: &str) -> Vec<Value> {
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event ({e}): {l:?}"))
+        })
+        .collect()
+}
+
+/// `events --interval 100ms` prints a stats event a line, every 100 ms,
+/// until the container is killed, then exits 0.
+#[test]
+fn events_stream_until_the_container_stops() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "events");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["linux"]["resources"]["pids"] = json!({"limit": 10});
+    });
+    let pid = c.start_bundle(&b);
+    let started = Instant::now();
+    let stream = c.spawn(&["events", "--interval", "100ms", &c.id]);
+    let end = Instant::now() + STATE_TIMEOUT;
+    let seen = loop {
+        let seen = event_lines(&std::fs::read_to_string(&stream.out).unwrap_or_default());
+        if seen.len() >= 3 {
+            break seen;
+        }
+        assert!(
+            Instant::now() < end,
+            "fewer than 3 events in {STATE_TIMEOUT:?}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Three at 100 ms intervals, the first after one interval.
+    assert!(started.elapsed() >= Duration::from_millis(300), "{seen:?}");
+    for e in &seen {
+        assert_eq!(e["type"], "stats", "{e}");
+        assert_eq!(e["id"], json!(c.id), "{e}");
+        assert_eq!(e["data"]["pids"], json!({"current": 1, "limit": 10}), "{e}");
+    }
+    // Still streaming while the container runs.
+    assert!(alive(pid));
+    let out = c.mica(&["kill", &c.id, "KILL"]);
+    assert!(out.ok(), "kill: {out:?}");
+    let out = stream
+        .try_finish(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("events did not end with the container: {e}"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stderr, "", "{out:?}");
+    let all = event_lines(&out.stdout);
+    assert!(all.len() >= seen.len(), "{out:?}");
+    assert!(out.stdout.ends_with("}\n"), "{out:?}");
+    assert_eq!(c.status(), "stopped");
+}
+
+/// `events` of a stopped container fails with one line, as runc's
+/// ("container with id ID is not running"); of a created one it works.
+#[test]
+fn events_of_a_stopped_container_fail() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "eventsstopped");
+    let b = c.bundle("busybox", &[PROBE, "--quiet"], |_| {});
+    c.create_ok(&b);
+    let out = c.mica(&["events", "--stats", &c.id]);
+    assert!(out.ok(), "events --stats of a created container: {out:?}");
+    let ev: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON event");
+    assert_eq!((&ev["type"], &ev["id"]), (&json!("stats"), &json!(c.id)));
+    c.start_ok();
+    c.wait_status("stopped");
+    let want = format!("container with id {} is not running", c.id);
+    for args in [
+        vec!["events", "--stats", &c.id],
+        vec!["events", &c.id],
+        vec!["events", "--interval", "100ms", &c.id],
+    ] {
+        let out = c.mica(&args);
+        assert_fails_with(&out, &want, &args.join(" "));
+        assert_eq!(out.stdout, "", "{out:?}");
+    }
+    // A bad interval is refused before anything is looked at.
+    for bad in ["0", "-1s", "5", "soon"] {
+        let out = c.mica(&["events", "--interval", bad, &c.id]);
+        assert_fails_with(&out, "--interval", &format!("events --interval {bad}"));
+    }
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "{out:?}");
+    c.assert_gone();
 }
 
 // ---------------------------------------------------------------------------

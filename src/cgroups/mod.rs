@@ -8,11 +8,16 @@
 //! in the container dir's `cgroup.controllers`. That one rule covers pure
 //! v1, pure v2 and hybrid hosts (e.g. everything on v1 but `hugetlb` on v2).
 //!
-//! The v1 specifics live in `v1.rs`, the v2 specifics in `v2.rs`.
+//! The v1 specifics live in `v1.rs`, the v2 specifics in `v2.rs`; the
+//! statistics `mica events` prints are described in `stats.rs`, their v1
+//! and v2 readers are in `v1.rs` and `v2.rs`.
 
 mod devices;
+pub mod stats;
 mod v1;
 mod v2;
+
+pub use stats::Stats;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -344,6 +344,324 @@ fn mkdirs_recreates_a_shared_parent_removed_since_resolve() {
 }
 
 // ---------------------------------------------------------------------------
+// Statistics on fixed file contents (as the kernel writes them)
+// ---------------------------------------------------------------------------
+
+/// A directory of fake cgroup files, removed on drop.
+struct FakeCgroupFs(PathBuf);
+
+impl FakeCgroupFs {
+    fn new(name: &str) -> FakeCgroupFs {
+        let p = std::env::temp_dir().join(format!("mica-stats-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        FakeCgroupFs(p)
+    }
+
+    /// A hierarchy mounted at `<tmp>/<mount>` with the container's dir
+    /// `ctr` below it, holding `files`.
+    fn hierarchy(&self, mount: &str, controllers: &[&str], files: &[(&str, &str)]) -> HierarchyDir {
+        let mount = self.0.join(mount);
+        let dir = mount.join("ctr");
+        fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            fs::write(dir.join(name), text).unwrap();
+        }
+        HierarchyDir {
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            mount,
+            dir,
+            created_top: None,
+        }
+    }
+}
+
+impl Drop for FakeCgroupFs {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sizes() -> Vec<String> {
+    vec!["1GB".to_string(), "2MB".to_string()]
+}
+
+const V2_MEMORY_STAT: &str = "\
+anon 1048576
+file 2097152
+kernel 131072
+shmem 0
+pgfault 321
+workingset_refault_anon 0
+";
+
+#[test]
+fn stats_of_a_pure_v2_cgroup() {
+    let fake = FakeCgroupFs::new("v2");
+    let v2 = fake.hierarchy(
+        "unified",
+        &[],
+        &[
+            ("cgroup.procs", "12\n34\n"),
+            ("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 20\n"),
+            ("memory.stat", V2_MEMORY_STAT),
+            ("memory.current", "3276800\n"),
+            ("memory.max", "67108864\n"),
+            ("memory.peak", "4194304\n"),
+            ("memory.swap.current", "4096\n"),
+            ("memory.swap.max", "max\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n"),
+            ("pids.current", "2\n"),
+            ("pids.max", "max\n"),
+            ("io.stat", "8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n"),
+            ("hugetlb.2MB.current", "2097152\n"),
+            ("hugetlb.2MB.max", "4194304\n"),
+            ("hugetlb.2MB.events", "max 3\n"),
+        ],
+    );
+    let cg = Cgroup {
+        v1: Vec::new(),
+        v2: Some(v2),
+    };
+    let got = serde_json::to_value(cg.stats_with(&sizes()).unwrap()).unwrap();
+    let want = serde_json::json!({
+        "cpu": {
+            "usage": {"total": 1_500_000, "kernel": 500_000, "user": 1_000_000},
+            "throttling": {"periods": 4, "throttledPeriods": 1, "throttledTime": 20_000}
+        },
+        // runc 1.1 reads no cpuset statistics on v2.
+        "cpuset": {"cpu_exclusive": 0, "mem_hardwall": 0, "mem_exclusive": 0,
+            "memory_migrate": 0, "memory_spread_page": 0, "memory_spread_slab": 0,
+            "memory_pressure": 0, "sched_load_balance": 0, "sched_relax_domain_level": 0},
+        "memory": {
+            "cache": 2_097_152,
+            "usage": {"limit": 67_108_864, "usage": 3_276_800, "max": 4_194_304, "failcnt": 0},
+            "swap": {"limit": u64::MAX, "usage": 3_280_896, "failcnt": 0},
+            "kernel": {"limit": 0, "failcnt": 0},
+            "kernelTCP": {"limit": 0, "failcnt": 0},
+            "raw": {"anon": 1_048_576, "file": 2_097_152, "kernel": 131_072, "pgfault": 321,
+                "shmem": 0, "workingset_refault_anon": 0}
+        },
+        "pids": {"current": 2},
+        "blkio": {
+            "ioServiceBytesRecursive": [
+                {"major": 8, "op": "Read", "value": 4096}, {"major": 8, "op": "Write"}
+            ],
+            "ioServicedRecursive": [
+                {"major": 8, "op": "Read", "value": 1}, {"major": 8, "op": "Write"}
+            ]
+        },
+        "hugetlb": {"2MB": {"usage": 2_097_152, "failcnt": 3}},
+        "intel_rdt": {},
+        "network_interfaces": null
+    });
+    assert_eq!(got, want, "{got:#}");
+    assert_eq!(cg.oom_kills().unwrap(), Some(1));
+
+    // A limit on pids, swap and reserved hugetlb pages.
+    let d = cg.v2.as_ref().unwrap().dir.clone();
+    fs::write(d.join("pids.max"), "42\n").unwrap();
+    fs::write(d.join("memory.swap.max"), "33554432\n").unwrap();
+    fs::write(d.join("hugetlb.2MB.rsvd.current"), "4194304\n").unwrap();
+    let s = cg.stats_with(&sizes()).unwrap();
+    assert_eq!((s.pids.current, s.pids.limit), (2, 42));
+    assert_eq!(s.memory.swap.limit, 67_108_864 + 33_554_432);
+    assert_eq!(s.hugetlb["2MB"].usage, 4_194_304);
+    // No pids controller: the processes are counted, as runc does.
+    fs::remove_file(d.join("pids.current")).unwrap();
+    let s = cg.stats_with(&sizes()).unwrap();
+    assert_eq!((s.pids.current, s.pids.limit), (2, 0));
+    // A malformed file is an error naming it.
+    fs::write(d.join("memory.current"), "lots\n").unwrap();
+    let e = cg.stats_with(&sizes()).unwrap_err().to_string();
+    assert!(e.contains("memory.current") && e.contains("lots"), "{e}");
+}
+
+#[test]
+fn stats_of_a_v2_cgroup_without_controllers() {
+    // Only the core files: cpu.stat's usage and the processes.
+    let fake = FakeCgroupFs::new("v2-bare");
+    let v2 = fake.hierarchy(
+        "unified",
+        &[],
+        &[
+            ("cgroup.procs", "7\n"),
+            ("cpu.stat", "usage_usec 9\nuser_usec 4\nsystem_usec 5\n"),
+        ],
+    );
+    let cg = Cgroup {
+        v1: Vec::new(),
+        v2: Some(v2),
+    };
+    let s = cg.stats_with(&sizes()).unwrap();
+    let mut want = Stats::default();
+    want.cpu.usage.total = 9000;
+    want.cpu.usage.user = 4000;
+    want.cpu.usage.kernel = 5000;
+    want.pids.current = 1;
+    assert_eq!(s, want);
+    assert_eq!(cg.oom_kills().unwrap(), None);
+    // A cgroup that is gone: nothing, no error.
+    fs::remove_dir_all(&cg.v2.as_ref().unwrap().dir).unwrap();
+    assert_eq!(cg.stats_with(&sizes()).unwrap(), Stats::default());
+}
+
+#[test]
+fn stats_of_a_v1_cgroup() {
+    let fake = FakeCgroupFs::new("v1");
+    let cpu = fake.hierarchy(
+        "cpu",
+        &["cpu"],
+        &[(
+            "cpu.stat",
+            "nr_periods 6\nnr_throttled 2\nthrottled_time 777\nnr_bursts 0\nburst_time 0\n",
+        )],
+    );
+    let cpuacct = fake.hierarchy(
+        "cpuacct",
+        &["cpuacct"],
+        &[
+            ("cpuacct.usage", "4270669\n"),
+            ("cpuacct.usage_percpu", "2153047 2117622 \n"),
+            ("cpuacct.stat", "user 3\nsystem 1\n"),
+            (
+                "cpuacct.usage_all",
+                "cpu user system\n0 100 200\n1 300 400\n",
+            ),
+        ],
+    );
+    let cpuset = fake.hierarchy(
+        "cpuset",
+        &["cpuset"],
+        &[
+            ("cpuset.cpus", "0-2,5\n"),
+            ("cpuset.mems", "0\n"),
+            ("cpuset.cpu_exclusive", "0\n"),
+            ("cpuset.sched_load_balance", "1\n"),
+            ("cpuset.sched_relax_domain_level", "-1\n"),
+        ],
+    );
+    let memory = fake.hierarchy(
+        "memory",
+        &["memory"],
+        &[
+            (
+                "memory.stat",
+                "cache 1150976\nrss 49152\ntotal_cache 1150976\n",
+            ),
+            ("memory.usage_in_bytes", "1634304\n"),
+            ("memory.max_usage_in_bytes", "1638400\n"),
+            ("memory.failcnt", "0\n"),
+            ("memory.limit_in_bytes", "67108864\n"),
+            ("memory.memsw.usage_in_bytes", "1634304\n"),
+            ("memory.memsw.max_usage_in_bytes", "1638400\n"),
+            ("memory.memsw.failcnt", "0\n"),
+            ("memory.memsw.limit_in_bytes", "9223372036854771712\n"),
+            // No kmem.limit_in_bytes (newer kernels), no kmem.tcp at all.
+            ("memory.kmem.usage_in_bytes", "131072\n"),
+            ("memory.kmem.max_usage_in_bytes", "131072\n"),
+            ("memory.kmem.failcnt", "0\n"),
+            (
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+            ),
+        ],
+    );
+    let pids = fake.hierarchy(
+        "pids",
+        &["pids"],
+        &[("pids.current", "1\n"), ("pids.max", "42\n")],
+    );
+    let blkio = fake.hierarchy(
+        "blkio",
+        &["blkio"],
+        &[
+            // BFQ's files, counting nothing yet: the throttling ones count.
+            ("blkio.bfq.io_serviced_recursive", "Total 0\n"),
+            ("blkio.bfq.io_service_bytes_recursive", "Total 0\n"),
+            (
+                "blkio.throttle.io_serviced_recursive",
+                "8:0 Read 2\n8:0 Write 1\nTotal 3\n",
+            ),
+            (
+                "blkio.throttle.io_service_bytes_recursive",
+                "8:0 Read 8192\n8:0 Write 4096\nTotal 12288\n",
+            ),
+        ],
+    );
+    let hugetlb = fake.hierarchy(
+        "hugetlb",
+        &["hugetlb"],
+        &[
+            ("hugetlb.2MB.usage_in_bytes", "2097152\n"),
+            ("hugetlb.2MB.max_usage_in_bytes", "4194304\n"),
+            ("hugetlb.2MB.failcnt", "1\n"),
+        ],
+    );
+    let cg = Cgroup {
+        v1: vec![cpu, cpuacct, cpuset, memory, pids, blkio, hugetlb],
+        v2: None,
+    };
+    let got = serde_json::to_value(cg.stats_with(&sizes()).unwrap()).unwrap();
+    let e = |op: &str, value: u64| serde_json::json!({"major": 8, "op": op, "value": value});
+    let want = serde_json::json!({
+        "cpu": {
+            "usage": {"total": 4_270_669, "percpu": [2_153_047, 2_117_622],
+                "percpu_kernel": [200, 400], "percpu_user": [100, 300],
+                "kernel": 10_000_000, "user": 30_000_000},
+            "throttling": {"periods": 6, "throttledPeriods": 2, "throttledTime": 777}
+        },
+        "cpuset": {"cpus": [0, 1, 2, 5], "cpu_exclusive": 0, "mems": [0], "mem_hardwall": 0,
+            "mem_exclusive": 0, "memory_migrate": 0, "memory_spread_page": 0,
+            "memory_spread_slab": 0, "memory_pressure": 0, "sched_load_balance": 1,
+            "sched_relax_domain_level": -1},
+        "memory": {
+            "cache": 1_150_976,
+            "usage": {"limit": 67_108_864, "usage": 1_634_304, "max": 1_638_400, "failcnt": 0},
+            "swap": {"limit": 9_223_372_036_854_771_712u64, "usage": 1_634_304, "max": 1_638_400,
+                "failcnt": 0},
+            "kernel": {"limit": 0, "usage": 131_072, "max": 131_072, "failcnt": 0},
+            "kernelTCP": {"limit": 0, "failcnt": 0},
+            "raw": {"cache": 1_150_976, "rss": 49_152, "total_cache": 1_150_976}
+        },
+        "pids": {"current": 1, "limit": 42},
+        "blkio": {
+            "ioServiceBytesRecursive": [e("Read", 8192), e("Write", 4096)],
+            "ioServicedRecursive": [e("Read", 2), e("Write", 1)]
+        },
+        "hugetlb": {"2MB": {"usage": 2_097_152, "max": 4_194_304, "failcnt": 1}},
+        "intel_rdt": {},
+        "network_interfaces": null
+    });
+    assert_eq!(got, want, "{got:#}");
+    assert_eq!(cg.oom_kills().unwrap(), Some(3));
+}
+
+#[test]
+fn v1_stat_file_parsing() {
+    assert_eq!(
+        v1::parse_cpu_list("0-3,8,10-11").unwrap(),
+        [0, 1, 2, 3, 8, 10, 11]
+    );
+    assert_eq!(v1::parse_cpu_list("").unwrap(), Vec::<u16>::new());
+    assert!(v1::parse_cpu_list("3-1").is_err());
+    assert!(v1::parse_cpu_list("1-2-3").is_err());
+    assert_eq!(
+        v1::parse_usage_all("cpu user system\n0 1 2\n1 3 4\n").unwrap(),
+        (vec![2, 4], vec![1, 3])
+    );
+    let b = v1::parse_blkio("8:0 Read 10\n8:16 Write 20\n8:0 30\nTotal 60\n").unwrap();
+    assert_eq!(
+        b.iter()
+            .map(|e| (e.major, e.minor, e.op.as_str(), e.value))
+            .collect::<Vec<_>>(),
+        [(8, 0, "Read", 10), (8, 16, "Write", 20), (8, 0, "", 30)]
+    );
+    assert!(v1::parse_blkio("8:0\n").is_err());
+    assert!(v1::parse_blkio("8:0 Read x\n").is_err());
+}
+
+// ---------------------------------------------------------------------------
 // Root tests: real cgroups, created only below this process's own cgroups.
 // ---------------------------------------------------------------------------
 
@@ -841,6 +1159,17 @@ mod root {
         let pid = g.spawn_sleep();
         cg.add_process(pid).unwrap();
         assert_eq!(cg.pids().unwrap(), vec![pid]);
+        // Statistics from the kernel's v2 files: the one process (pids.current,
+        // else cgroup.procs counted), every page size the cgroup has files for.
+        let s = cg.stats().unwrap();
+        assert_eq!((s.pids.current, s.pids.limit), (1, 0), "{s:?}");
+        let sizes = super::stats::hugepage_sizes();
+        let with_files: Vec<&String> = sizes
+            .iter()
+            .filter(|z| dir.join(format!("hugetlb.{z}.current")).exists())
+            .collect();
+        assert_eq!(s.hugetlb.keys().collect::<Vec<_>>(), with_files, "{s:?}");
+        cg.oom_kills().unwrap();
         cg.freeze().unwrap();
         assert!(cg.is_frozen().unwrap());
         assert_eq!(read_trim(&dir.join("cgroup.freeze")), "1");

@@ -10,6 +10,10 @@ use oci_spec::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxHugepageLimit, LinuxMemory,
 };
 
+use super::stats::{
+    parse_error, read_key_values, read_value, Blkio, BlkioEntry, CpuSet, CpuUsage, Hugetlb, Memory,
+    MemoryEntry, Throttling,
+};
 use super::{
     check_page_size, invalid, nonzero, read, read_opt, write, write_error, Error, HierarchyDir,
     Result, POLL, WAIT,
@@ -422,6 +426,312 @@ pub(super) fn thaw(dir: &Path) -> Result<()> {
 
 pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
     Ok(freezer_state(dir)?.is_some_and(|s| s == "FROZEN"))
+}
+
+// ---------------------------------------------------------------------------
+// Statistics (`mica events`), as runc 1.1's cgroup v1 manager reads them
+// ---------------------------------------------------------------------------
+
+/// USER_HZ, the unit of cpuacct.stat (a constant on Linux, as runc takes it).
+const CLOCK_TICKS: u64 = 100;
+
+/// cpuacct.usage (total), cpuacct.usage_percpu, cpuacct.stat (user and
+/// system, in USER_HZ ticks) and cpuacct.usage_all (per-CPU user and
+/// system); all nanoseconds.
+pub(super) fn cpuacct_stats(dir: &Path, u: &mut CpuUsage) -> Result<()> {
+    if let Some(v) = read_value(&dir.join("cpuacct.usage"))? {
+        u.total = v;
+    }
+    let f = dir.join("cpuacct.usage_percpu");
+    if let Some(text) = read_opt(&f)? {
+        u.percpu = text
+            .split_whitespace()
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| parse_error(&f, format!("not a number: {v:?}")))
+            })
+            .collect::<Result<_>>()?;
+    }
+    let f = dir.join("cpuacct.stat");
+    if let Some(kv) = read_key_values(&f)? {
+        let ns = |key: &str| {
+            kv.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.saturating_mul(1_000_000_000 / CLOCK_TICKS))
+                .ok_or_else(|| parse_error(&f, format!("no {key:?} line")))
+        };
+        u.user = ns("user")?;
+        u.kernel = ns("system")?;
+    }
+    let f = dir.join("cpuacct.usage_all");
+    if let Some(text) = read_opt(&f)? {
+        let (kernel, user) = parse_usage_all(&text).map_err(|d| parse_error(&f, d))?;
+        u.percpu_kernel = kernel;
+        u.percpu_user = user;
+    }
+    Ok(())
+}
+
+/// cpuacct.usage_all: a "cpu user system" header, then one line per CPU.
+/// Returns (system, user) per CPU.
+pub(super) fn parse_usage_all(text: &str) -> std::result::Result<(Vec<u64>, Vec<u64>), String> {
+    let (mut kernel, mut user) = (Vec::new(), Vec::new());
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() != 3 {
+            continue;
+        }
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("not a number: {s:?} in {line:?}"))
+        };
+        user.push(num(f[1])?);
+        kernel.push(num(f[2])?);
+    }
+    Ok((kernel, user))
+}
+
+/// cpu.stat: nr_periods, nr_throttled, throttled_time (nanoseconds).
+pub(super) fn cpu_throttling(dir: &Path, t: &mut Throttling) -> Result<()> {
+    for (k, v) in read_key_values(&dir.join("cpu.stat"))?.unwrap_or_default() {
+        match k.as_str() {
+            "nr_periods" => t.periods = v,
+            "nr_throttled" => t.throttled_periods = v,
+            "throttled_time" => t.throttled_time = v,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// cpuset.cpus / cpuset.mems as lists, and the cpuset flags.
+pub(super) fn cpuset_stats(dir: &Path, c: &mut CpuSet) -> Result<()> {
+    for (file, list) in [("cpuset.cpus", &mut c.cpus), ("cpuset.mems", &mut c.mems)] {
+        let f = dir.join(file);
+        if let Some(text) = read_opt(&f)? {
+            *list = parse_cpu_list(text.trim()).map_err(|d| parse_error(&f, d))?;
+        }
+    }
+    for (file, v) in [
+        ("cpuset.cpu_exclusive", &mut c.cpu_exclusive),
+        ("cpuset.mem_hardwall", &mut c.mem_hardwall),
+        ("cpuset.mem_exclusive", &mut c.mem_exclusive),
+        ("cpuset.memory_migrate", &mut c.memory_migrate),
+        ("cpuset.memory_spread_page", &mut c.memory_spread_page),
+        ("cpuset.memory_spread_slab", &mut c.memory_spread_slab),
+        ("cpuset.memory_pressure", &mut c.memory_pressure),
+        ("cpuset.sched_load_balance", &mut c.sched_load_balance),
+    ] {
+        if let Some(n) = read_value(&dir.join(file))? {
+            *v = n;
+        }
+    }
+    let f = dir.join("cpuset.sched_relax_domain_level");
+    if let Some(text) = read_opt(&f)? {
+        c.sched_relax_domain_level = text
+            .trim()
+            .parse()
+            .map_err(|_| parse_error(&f, format!("not a number: {:?}", text.trim())))?;
+    }
+    Ok(())
+}
+
+/// "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]; "" -> [].
+pub(super) fn parse_cpu_list(s: &str) -> std::result::Result<Vec<u16>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let num = |n: &str| {
+            n.parse::<u16>()
+                .map_err(|_| format!("not a cpu or node number: {n:?} in {s:?}"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("range {part:?} is backwards"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    Ok(out)
+}
+
+/// memory.stat (raw; `cache` from it), and usage/max/failcnt/limit of
+/// memory, memsw (swap), kmem (kernel) and kmem.tcp. Nothing without
+/// memory.stat; an entry whose usage file is missing (no swap accounting,
+/// no kmem) stays zero.
+pub(super) fn memory_stats(dir: &Path, m: &mut Memory) -> Result<()> {
+    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+        return Ok(());
+    };
+    m.raw = raw.into_iter().collect();
+    m.cache = m.raw.get("cache").copied().unwrap_or(0);
+    let entry = |prefix: &str| -> Result<MemoryEntry> {
+        let file = |name: &str| dir.join(format!("{prefix}.{name}"));
+        let Some(usage) = read_value(&file("usage_in_bytes"))? else {
+            return Ok(MemoryEntry::default());
+        };
+        Ok(MemoryEntry {
+            usage,
+            max: read_value(&file("max_usage_in_bytes"))?.unwrap_or(0),
+            failcnt: read_value(&file("failcnt"))?.unwrap_or(0),
+            // Newer kernels have no memory.kmem.limit_in_bytes.
+            limit: read_value(&file("limit_in_bytes"))?.unwrap_or(0),
+        })
+    };
+    m.usage = entry("memory")?;
+    m.swap = entry("memory.memsw")?;
+    m.kernel = entry("memory.kmem")?;
+    m.kernel_tcp = entry("memory.kmem.tcp")?;
+    Ok(())
+}
+
+/// The blkio files runc reads, in its order: the first group whose first
+/// file has lines wins (BFQ's debug files, BFQ's, CFQ's, the throttling
+/// policy's recursive, then its non-recursive ones).
+const BLKIO_GROUPS: [&[(&str, BlkioList)]; 5] = {
+    use BlkioList::*;
+    [
+        &[
+            ("blkio.bfq.sectors_recursive", Sectors),
+            ("blkio.bfq.io_service_time_recursive", ServiceTime),
+            ("blkio.bfq.io_wait_time_recursive", WaitTime),
+            ("blkio.bfq.io_merged_recursive", Merged),
+            ("blkio.bfq.io_queued_recursive", Queued),
+            ("blkio.bfq.time_recursive", Time),
+            ("blkio.bfq.io_serviced_recursive", Serviced),
+            ("blkio.bfq.io_service_bytes_recursive", ServiceBytes),
+        ],
+        &[
+            ("blkio.bfq.io_serviced_recursive", Serviced),
+            ("blkio.bfq.io_service_bytes_recursive", ServiceBytes),
+        ],
+        &[
+            ("blkio.sectors_recursive", Sectors),
+            ("blkio.io_service_time_recursive", ServiceTime),
+            ("blkio.io_wait_time_recursive", WaitTime),
+            ("blkio.io_merged_recursive", Merged),
+            ("blkio.io_queued_recursive", Queued),
+            ("blkio.time_recursive", Time),
+            ("blkio.io_serviced_recursive", Serviced),
+            ("blkio.io_service_bytes_recursive", ServiceBytes),
+        ],
+        &[
+            ("blkio.throttle.io_serviced_recursive", Serviced),
+            ("blkio.throttle.io_service_bytes_recursive", ServiceBytes),
+        ],
+        &[
+            ("blkio.throttle.io_serviced", Serviced),
+            ("blkio.throttle.io_service_bytes", ServiceBytes),
+        ],
+    ]
+};
+
+#[derive(Clone, Copy)]
+enum BlkioList {
+    ServiceBytes,
+    Serviced,
+    Queued,
+    ServiceTime,
+    WaitTime,
+    Merged,
+    Time,
+    Sectors,
+}
+
+fn blkio_list(b: &mut Blkio, l: BlkioList) -> &mut Vec<BlkioEntry> {
+    match l {
+        BlkioList::ServiceBytes => &mut b.io_service_bytes_recursive,
+        BlkioList::Serviced => &mut b.io_serviced_recursive,
+        BlkioList::Queued => &mut b.io_queued_recursive,
+        BlkioList::ServiceTime => &mut b.io_service_time_recursive,
+        BlkioList::WaitTime => &mut b.io_wait_time_recursive,
+        BlkioList::Merged => &mut b.io_merged_recursive,
+        BlkioList::Time => &mut b.io_time_recursive,
+        BlkioList::Sectors => &mut b.sectors_recursive,
+    }
+}
+
+pub(super) fn blkio_stats(dir: &Path, b: &mut Blkio) -> Result<()> {
+    for group in BLKIO_GROUPS {
+        for (i, (file, list)) in group.iter().enumerate() {
+            let f = dir.join(file);
+            let entries = match read_opt(&f)? {
+                Some(text) => parse_blkio(&text).map_err(|d| parse_error(&f, d))?,
+                None => Vec::new(),
+            };
+            if entries.is_empty() {
+                if i == 0 {
+                    // Not this policy (or nothing counted yet): the next.
+                    break;
+                }
+                return Ok(());
+            }
+            *blkio_list(b, *list) = entries;
+            if i == group.len() - 1 {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "8:0 Read 4096" (or "8:0 4096" for the time and sector files) lines;
+/// the "Total N" line is skipped.
+pub(super) fn parse_blkio(text: &str) -> std::result::Result<Vec<BlkioEntry>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split([' ', ':']).filter(|s| !s.is_empty()).collect();
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("not a number: {s:?} in {line:?}"))
+        };
+        let (op, value) = match f.len() {
+            2 if f[0] == "Total" => continue,
+            3 => ("", f[2]),
+            4 => (f[2], f[3]),
+            _ => return Err(format!("not \"major:minor [op] value\": {line:?}")),
+        };
+        out.push(BlkioEntry {
+            major: num(f[0])?,
+            minor: num(f[1])?,
+            op: op.to_string(),
+            value: num(value)?,
+        });
+    }
+    Ok(out)
+}
+
+/// hugetlb.<size>.rsvd.* (kernel >= 5.7, as runc prefers them), else
+/// hugetlb.<size>.*: usage_in_bytes, max_usage_in_bytes, failcnt.
+pub(super) fn hugetlb_stats(
+    dir: &Path,
+    sizes: &[String],
+    out: &mut std::collections::BTreeMap<String, Hugetlb>,
+) -> Result<()> {
+    for size in sizes {
+        let rsvd = format!("hugetlb.{size}.rsvd");
+        let prefix = if dir.join(format!("{rsvd}.usage_in_bytes")).exists() {
+            rsvd
+        } else {
+            format!("hugetlb.{size}")
+        };
+        let file = |name: &str| dir.join(format!("{prefix}.{name}"));
+        let Some(usage) = read_value(&file("usage_in_bytes"))? else {
+            continue;
+        };
+        out.insert(
+            size.clone(),
+            Hugetlb {
+                usage,
+                max: read_value(&file("max_usage_in_bytes"))?.unwrap_or(0),
+                failcnt: read_value(&file("failcnt"))?.unwrap_or(0),
+            },
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ use std::time::Instant;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
+use super::stats::{
+    key_values, keyed_value, parse_error, read_key_values, read_value, Blkio, BlkioEntry, Cpu,
+    Hugetlb, Memory, MemoryEntry, Pids,
+};
 use super::{
     check_page_size, invalid, nonzero, read, read_opt, v1::check_memory_values, write, Error,
     HierarchyDir, Result, POLL, WAIT,
@@ -363,6 +367,166 @@ pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
     Ok(events_frozen(dir)? == Some(true))
 }
 
+// ---------------------------------------------------------------------------
+// Statistics (`mica events`), as runc 1.1's cgroup v2 manager reads them
+// ---------------------------------------------------------------------------
+
+/// cpu.stat: usage (usage_usec, user_usec, system_usec) and throttling
+/// (nr_periods, nr_throttled, throttled_usec), microseconds made
+/// nanoseconds. Present without the cpu controller (usage only).
+pub(super) fn cpu_stats(dir: &Path) -> Result<Cpu> {
+    let f = dir.join("cpu.stat");
+    let Some(text) = read_opt(&f)? else {
+        return Ok(Cpu::default());
+    };
+    parse_cpu_stat(&text).map_err(|d| parse_error(&f, d))
+}
+
+pub(super) fn parse_cpu_stat(text: &str) -> std::result::Result<Cpu, String> {
+    let mut c = Cpu::default();
+    for (k, v) in key_values(text)? {
+        let ns = v.saturating_mul(1000);
+        match k {
+            "usage_usec" => c.usage.total = ns,
+            "user_usec" => c.usage.user = ns,
+            "system_usec" => c.usage.kernel = ns,
+            "nr_periods" => c.throttling.periods = v,
+            "nr_throttled" => c.throttling.throttled_periods = v,
+            "throttled_usec" => c.throttling.throttled_time = ns,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// memory.current / .max / .peak, memory.swap.*, memory.stat. Nothing
+/// without memory.stat (the memory controller is not enabled).
+pub(super) fn memory_stats(dir: &Path, m: &mut Memory) -> Result<()> {
+    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+        return Ok(());
+    };
+    m.raw = raw.into_iter().collect();
+    m.cache = m.raw.get("file").copied().unwrap_or(0);
+    let entry = |prefix: &str| -> Result<MemoryEntry> {
+        let Some(usage) = read_value(&dir.join(format!("{prefix}.current")))? else {
+            return Ok(MemoryEntry::default());
+        };
+        Ok(MemoryEntry {
+            usage,
+            limit: read_value(&dir.join(format!("{prefix}.max")))?.unwrap_or(0),
+            // memory.peak since Linux 5.19, memory.swap.peak since 6.5.
+            max: read_value(&dir.join(format!("{prefix}.peak")))?.unwrap_or(0),
+            failcnt: 0,
+        })
+    };
+    m.usage = entry("memory")?;
+    m.swap = swap_entry(&m.usage, &entry("memory.swap")?);
+    Ok(())
+}
+
+/// v1 reports swap as memory+swap; runc reports v2's that way too: the
+/// usages added, the limits added unless swap is unlimited, no peak.
+pub(super) fn swap_entry(memory: &MemoryEntry, swap_only: &MemoryEntry) -> MemoryEntry {
+    MemoryEntry {
+        usage: swap_only.usage.saturating_add(memory.usage),
+        limit: if swap_only.limit == u64::MAX {
+            u64::MAX
+        } else {
+            swap_only.limit.saturating_add(memory.limit)
+        },
+        max: 0,
+        failcnt: swap_only.failcnt,
+    }
+}
+
+/// pids.current / pids.max; without the pids controller the processes in
+/// cgroup.procs are counted, with no limit, as runc does.
+pub(super) fn pids_stats(dir: &Path, p: &mut Pids) -> Result<()> {
+    if dir.join("pids.current").exists() {
+        return super::stats::pids_stats(dir, p);
+    }
+    if let Some(procs) = read_opt(&dir.join("cgroup.procs"))? {
+        p.current = procs.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        p.limit = 0;
+    }
+    Ok(())
+}
+
+/// io.stat: rbytes/wbytes as v1's io_service_bytes, rios/wios as its
+/// io_serviced ("Read"/"Write"), per device, in the file's order.
+pub(super) fn io_stats(dir: &Path, b: &mut Blkio) -> Result<()> {
+    let f = dir.join("io.stat");
+    if let Some(text) = read_opt(&f)? {
+        *b = parse_io_stat(&text).map_err(|d| parse_error(&f, d))?;
+    }
+    Ok(())
+}
+
+pub(super) fn parse_io_stat(text: &str) -> std::result::Result<Blkio, String> {
+    let mut b = Blkio::default();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some((major, minor)) = fields.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("not a number: {s:?} in {line:?}"))
+        };
+        let (major, minor) = (num(major)?, num(minor)?);
+        for item in fields {
+            let Some((key, value)) = item.split_once('=') else {
+                continue;
+            };
+            let (list, op) = match key {
+                "rbytes" => (&mut b.io_service_bytes_recursive, "Read"),
+                "wbytes" => (&mut b.io_service_bytes_recursive, "Write"),
+                "rios" => (&mut b.io_serviced_recursive, "Read"),
+                "wios" => (&mut b.io_serviced_recursive, "Write"),
+                // dbytes, dios, cost.*: nothing in v1 to map them to.
+                _ => continue,
+            };
+            list.push(BlkioEntry {
+                major,
+                minor,
+                op: op.to_string(),
+                value: num(value)?,
+            });
+        }
+    }
+    Ok(b)
+}
+
+/// hugetlb.<size>.rsvd.current (else .current) as the usage and the "max"
+/// count of hugetlb.<size>.events as failcnt, for each size whose files the
+/// cgroup has. (runc 1.1 looks for a .rsvd.events, which the kernel does
+/// not have, and then reports none.)
+pub(super) fn hugetlb_stats(
+    dir: &Path,
+    sizes: &[String],
+    out: &mut std::collections::BTreeMap<String, Hugetlb>,
+) -> Result<()> {
+    for size in sizes {
+        let usage = match read_value(&dir.join(format!("hugetlb.{size}.rsvd.current")))? {
+            Some(v) => v,
+            None => match read_value(&dir.join(format!("hugetlb.{size}.current")))? {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        let failcnt = keyed_value(&dir.join(format!("hugetlb.{size}.events")), "max")?;
+        out.insert(
+            size.clone(),
+            Hugetlb {
+                usage,
+                max: 0,
+                failcnt: failcnt.unwrap_or(0),
+            },
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +580,110 @@ mod tests {
             cpu_max(None, Some(200_000), "max 100000\n").as_deref(),
             Some("max 200000")
         );
+    }
+
+    #[test]
+    fn cpu_stat_is_read_in_nanoseconds() {
+        let c = parse_cpu_stat(
+            "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n\
+             core_sched.force_idle_usec 0\nnr_periods 10\nnr_throttled 2\n\
+             throttled_usec 3456\nnr_bursts 0\nburst_usec 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.usage.total, c.usage.user, c.usage.kernel),
+            (1_234_567_000, 1_000_000_000, 234_567_000)
+        );
+        assert!(c.usage.percpu.is_empty());
+        assert_eq!(
+            (
+                c.throttling.periods,
+                c.throttling.throttled_periods,
+                c.throttling.throttled_time
+            ),
+            (10, 2, 3_456_000)
+        );
+        // Without the cpu controller: usage only.
+        let c = parse_cpu_stat("usage_usec 5\nuser_usec 3\nsystem_usec 2\n").unwrap();
+        assert_eq!((c.usage.total, c.throttling.periods), (5000, 0));
+        assert!(parse_cpu_stat("usage_usec five\n").is_err());
+    }
+
+    #[test]
+    fn io_stat_maps_to_v1_lists() {
+        let b = parse_io_stat(
+            "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+             253:1 rbytes=0 wbytes=512 rios=0 wios=1 dbytes=7 dios=1\n",
+        )
+        .unwrap();
+        let e = |major, minor, op: &str, value| BlkioEntry {
+            major,
+            minor,
+            op: op.into(),
+            value,
+        };
+        assert_eq!(
+            b.io_service_bytes_recursive,
+            [
+                e(8, 0, "Read", 4096),
+                e(8, 0, "Write", 8192),
+                e(253, 1, "Read", 0),
+                e(253, 1, "Write", 512)
+            ]
+        );
+        assert_eq!(
+            b.io_serviced_recursive,
+            [
+                e(8, 0, "Read", 1),
+                e(8, 0, "Write", 2),
+                e(253, 1, "Read", 0),
+                e(253, 1, "Write", 1)
+            ]
+        );
+        assert!(b.sectors_recursive.is_empty() && b.io_queued_recursive.is_empty());
+        assert_eq!(parse_io_stat("").unwrap(), Blkio::default());
+        assert!(parse_io_stat("8:x rbytes=1\n").is_err());
+        assert!(parse_io_stat("8:0 rbytes=lots\n").is_err());
+    }
+
+    #[test]
+    fn swap_is_reported_with_memory_as_v1_does() {
+        let mem = MemoryEntry {
+            limit: 64 << 20,
+            usage: 3 << 20,
+            max: 4 << 20,
+            failcnt: 0,
+        };
+        let swap_only = MemoryEntry {
+            limit: 32 << 20,
+            usage: 1 << 20,
+            max: 2 << 20,
+            failcnt: 0,
+        };
+        assert_eq!(
+            swap_entry(&mem, &swap_only),
+            MemoryEntry {
+                limit: 96 << 20,
+                usage: 4 << 20,
+                max: 0,
+                failcnt: 0
+            }
+        );
+        // Unlimited swap stays unlimited; no swap accounting (all zero)
+        // reports the memory alone.
+        let unlimited = MemoryEntry {
+            limit: u64::MAX,
+            ..MemoryEntry::default()
+        };
+        assert_eq!(swap_entry(&mem, &unlimited).limit, u64::MAX);
+        let none = swap_entry(&mem, &MemoryEntry::default());
+        assert_eq!((none.limit, none.usage), (64 << 20, 3 << 20));
+        // Unlimited memory with a swap limit does not wrap around.
+        let max_mem = MemoryEntry {
+            limit: u64::MAX,
+            ..MemoryEntry::default()
+        };
+        assert_eq!(swap_entry(&max_mem, &swap_only).limit, u64::MAX);
     }
 
     #[test]

@@ -159,6 +159,16 @@ pub enum Command {
     Resume { id: String },
     /// Change a container's cgroup limits (runc's flags, or -r with linux.resources JSON)
     Update(UpdateArgs),
+    /// Print a container's cgroup statistics and OOM kills as JSON lines, as runc's events
+    Events {
+        /// Time between two stats events (a Go duration: 5s, 100ms, 1m30s)
+        #[arg(long, default_value = "5s", value_parser = parse_interval, allow_hyphen_values = true)]
+        interval: std::time::Duration,
+        /// Print the statistics once and exit
+        #[arg(long)]
+        stats: bool,
+        id: String,
+    },
     /// Print what this runtime supports, as JSON
     Features,
     /// Manage the image store: import, ls, inspect, rm, tag, verify, prune
@@ -440,6 +450,85 @@ impl UpdateArgs {
     }
 }
 
+/// `events --interval`: a Go duration (runc's flag type), above zero.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    match parse_go_duration(s)? {
+        (false, d) if !d.is_zero() => Ok(d),
+        _ => Err("duration interval must be greater than 0".into()),
+    }
+}
+
+/// A duration as Go's `time.ParseDuration` reads it: an optional sign, then
+/// numbers (decimal fractions allowed) each with a unit of ns, us (µs, μs),
+/// ms, s, m or h ("1h2m3.5s", "100ms"); a bare "0" is zero. Returns
+/// (negative, magnitude).
+pub fn parse_go_duration(s: &str) -> Result<(bool, std::time::Duration), String> {
+    let bad = || format!("invalid duration {s:?} (e.g. 5s, 100ms, 1m30s)");
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok((neg, std::time::Duration::ZERO));
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int, after) = rest.split_at(int_len);
+        let (frac, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.bytes().take_while(u8::is_ascii_digit).count();
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(bad());
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let ns: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "" => return Err(format!("missing unit in duration {s:?}")),
+            u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
+        };
+        // Go's limit: what an int64 of nanoseconds holds (~292 years).
+        let too_long = || format!("duration {s:?} is too long");
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| too_long())?
+        };
+        // Fraction digits past what a nanosecond can show change nothing.
+        let frac = &frac[..frac.len().min(18)];
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u128>().map_err(|_| bad())? * ns / 10u128.pow(frac.len() as u32)
+        };
+        total = int
+            .checked_mul(ns)
+            .and_then(|v| v.checked_add(frac_ns))
+            .and_then(|v| v.checked_add(total))
+            .filter(|&v| v <= i64::MAX as u128)
+            .ok_or_else(too_long)?;
+        rest = after;
+    }
+    let d = std::time::Duration::from_nanos(total as u64);
+    Ok((neg && !d.is_zero(), d))
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
     /// A process.json with the whole process
@@ -477,4 +566,70 @@ pub struct ExecArgs {
     pub apparmor: Option<String>,
     #[arg(long = "ignore-paused", hide = true)]
     pub ignore_paused: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        let ok = |s: &str| parse_go_duration(s).unwrap();
+        assert_eq!(ok("5s"), (false, Duration::from_secs(5)));
+        assert_eq!(ok("100ms"), (false, Duration::from_millis(100)));
+        assert_eq!(ok("1m30s"), (false, Duration::from_secs(90)));
+        assert_eq!(ok("1h2m3.5s"), (false, Duration::from_millis(3_723_500)));
+        assert_eq!(ok("1.5h"), (false, Duration::from_secs(5400)));
+        assert_eq!(ok(".5s"), (false, Duration::from_millis(500)));
+        assert_eq!(ok("2.s"), (false, Duration::from_secs(2)));
+        assert_eq!(ok("10us"), (false, Duration::from_micros(10)));
+        assert_eq!(ok("10\u{b5}s"), (false, Duration::from_micros(10)));
+        assert_eq!(ok("10\u{3bc}s"), (false, Duration::from_micros(10)));
+        assert_eq!(ok("7ns"), (false, Duration::from_nanos(7)));
+        assert_eq!(ok("+3s"), (false, Duration::from_secs(3)));
+        assert_eq!(ok("-3s"), (true, Duration::from_secs(3)));
+        assert_eq!(ok("0"), (false, Duration::ZERO));
+        assert_eq!(ok("-0s"), (false, Duration::ZERO));
+        assert_eq!(
+            ok("2562047h"),
+            (false, Duration::from_secs(2_562_047 * 3600))
+        );
+        for bad in [
+            "", "-", "5", "s", "5x", "5 s", ".s", "1.2.3s", "3000000h", "5s3",
+        ] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} was taken");
+        }
+        assert_eq!(
+            parse_go_duration("5").unwrap_err(),
+            "missing unit in duration \"5\""
+        );
+    }
+
+    #[test]
+    fn events_interval_is_positive() {
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        for s in ["0", "0s", "-1s"] {
+            assert_eq!(
+                parse_interval(s).unwrap_err(),
+                "duration interval must be greater than 0"
+            );
+        }
+        let cli = Cli::try_parse_from(["mica", "events", "c1"]).unwrap();
+        match cli.command {
+            Command::Events {
+                interval,
+                stats,
+                id,
+            } => assert_eq!(
+                (interval, stats, id.as_str()),
+                (Duration::from_secs(5), false, "c1")
+            ),
+            c => panic!("{c:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["mica", "events", "--stats", "--interval", "1s", "c1"]).unwrap();
+        assert!(matches!(cli.command, Command::Events { stats: true, .. }));
+        assert!(Cli::try_parse_from(["mica", "events", "--interval", "0", "c1"]).is_err());
+    }
 }

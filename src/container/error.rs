@@ -27,6 +27,9 @@ pub enum Error {
     },
     #[error("container not running")]
     NotRunning,
+    /// `events` of a stopped container (runc's words).
+    #[error("container with id {0} is not running")]
+    Stopped(String),
     #[error("invalid signal {0:?}")]
     Signal(String),
     #[error("{0}")]

@@ -46,7 +46,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .map_err(|_| Error::Signal(s.to_string()))
 }
 
-fn load(dir: &Dir, id: &str) -> Result<State> {
+pub(super) fn load(dir: &Dir, id: &str) -> Result<State> {
     dir.load()?.ok_or_else(|| Error::NotFound(id.to_string()))
 }
 
