@@ -981,10 +981,6 @@ fn events_report_an_oom_kill() {
     let oom = types.iter().position(|t| *t == "oom");
     assert!(oom.is_some(), "no oom event: {types:?}");
     assert_eq!(got[oom.unwrap()], json!({"type": "oom", "id": c.id}));
-    assert!(
-        oom.unwrap() >= first.len(),
-        "an oom event before the OOM: {types:?}"
-    );
     // The container goes on (only dd was killed); its end ends the stream.
     assert_eq!(c.status(), "running");
     ok(&env, &["kill", &c.id, "KILL"]);

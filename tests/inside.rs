@@ -781,7 +781,7 @@ fn scheduler_and_io_priority_are_applied() {
         ),
         (
             json!({"scheduler": {"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}}),
-            "not supported",
+            "flags \"SCHED_FLAG_UTIL_CLAMP_MIN\" is not supported",
         ),
     ] {
         let b = env.bundle("busybox", &["/bin/true"], |c| {

@@ -1790,8 +1790,14 @@ fn events_stream_until_the_container_stops() {
         .unwrap_or_else(|e| panic!("events did not end with the container: {e}"));
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stderr, "", "{out:?}");
+    // Stats events only (no oom), of this container, the ones seen first.
     let all = event_lines(&out.stdout);
-    assert!(all.len() >= seen.len(), "{out:?}");
+    assert_eq!(all[..seen.len()], seen[..], "{out:?}");
+    assert!(
+        all.iter()
+            .all(|e| e["type"] == "stats" && e["id"] == json!(c.id)),
+        "{out:?}"
+    );
     assert!(out.stdout.ends_with("}\n"), "{out:?}");
     assert_eq!(c.status(), "stopped");
 }

@@ -269,13 +269,14 @@ fn load(prog: &[Insn], dir: &Path) -> Result<OwnedFd> {
 /// place of the programs attached there before (a reused cgroup, an
 /// update): the new one is attached first, so the cgroup is never without
 /// one. Inside a user namespace, where bpf(2) is not ours to call and the
-/// host's devices are not reachable anyway, a refusal is let pass (as runc
-/// does).
+/// host's devices are not reachable anyway, a failure is let pass with a
+/// warning (runc lets it pass silently).
 pub(super) fn attach(dir: &Path, rules: &[Rule]) -> Result<()> {
     match replace(dir, rules) {
-        Err(Error::Io { err, .. })
-            if err.raw_os_error() == Some(libc::EPERM) && in_user_namespace() =>
-        {
+        Err(e) if in_user_namespace() => {
+            crate::log::warn(&format!(
+                "device rules not enforced in a user namespace: {e}"
+            ));
             Ok(())
         }
         r => r,
@@ -311,8 +312,16 @@ fn replace(dir: &Path, rules: &[Rule]) -> Result<()> {
         };
         let old = match bpf(BPF_PROG_GET_FD_BY_ID, &mut get) {
             Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
-            // Detached meanwhile.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            // Detached meanwhile; or one we may not open (another
+            // manager's, behind an LSM): left in place, as runc leaves it.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EPERM | libc::EACCES)
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 return Err(io(
                     "open an old device eBPF program (BPF_PROG_GET_FD_BY_ID) of",

@@ -2,9 +2,9 @@
 //!
 //! [`Stats`] is the `data` of runc 1.1's stats event (its `types.Stats`,
 //! `types/events.go`): the same JSON names, and the same fields left out
-//! when zero or empty (Go's `omitempty`; on a struct-typed field Go ignored
-//! it before 1.24, so `cpu.usage`, `memory.usage` ... are always there, as
-//! in runc 1.1's output). Each part is read from the hierarchy that has the
+//! when zero or empty (Go's `omitempty`, which never leaves out a
+//! struct-typed field, so `cpu.usage`, `memory.usage` ... are always there,
+//! as in runc 1.1's output). Each part is read from the hierarchy that has the
 //! controller (a v1 one, else cgroup2), as `apply` routes them; a controller
 //! or file the host does not have leaves its part at zero, which drops what
 //! runc drops. Only a file that exists and cannot be read or parsed is an

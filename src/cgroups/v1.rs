@@ -659,6 +659,9 @@ pub(super) fn blkio_stats(dir: &Path, b: &mut Blkio) -> Result<()> {
         for (i, (file, list)) in group.iter().enumerate() {
             let f = dir.join(file);
             let entries = match read_opt(&f)? {
+                // runc moves on to the next group when the first file of
+                // one does not parse; a later one is an error.
+                Some(text) if i == 0 => parse_blkio(&text).unwrap_or_default(),
                 Some(text) => parse_blkio(&text).map_err(|d| parse_error(&f, d))?,
                 None => Vec::new(),
             };

@@ -470,7 +470,7 @@ pub fn parse_go_duration(s: &str) -> Result<(bool, std::time::Duration), String>
         _ => (false, s),
     };
     if rest == "0" {
-        return Ok((neg, std::time::Duration::ZERO));
+        return Ok((false, std::time::Duration::ZERO));
     }
     if rest.is_empty() {
         return Err(bad());
@@ -591,6 +591,7 @@ mod tests {
         assert_eq!(ok("-3s"), (true, Duration::from_secs(3)));
         assert_eq!(ok("0"), (false, Duration::ZERO));
         assert_eq!(ok("-0s"), (false, Duration::ZERO));
+        assert_eq!(ok("-0"), (false, Duration::ZERO));
         assert_eq!(
             ok("2562047h"),
             (false, Duration::from_secs(2_562_047 * 3600))

@@ -28,9 +28,9 @@ pub fn idmapped_tree(
     let tree = super::sys::open_tree_clone(c.as_ptr(), rbind)
         .map_err(|e| sys_err(format!("{}: open_tree", what()))(e))?;
     let tree = unsafe { OwnedFd::from_raw_fd(tree) };
-    // The copy is in the source's peer group: made private (all of it, as
-    // one call may not both set propagation and idmap), nothing mounted
-    // under it in the container propagates back to the host.
+    // The copy is in the source's peer group: made private (all of it, in
+    // a call of its own before the idmap one), nothing mounted under it in
+    // the container propagates back to the host.
     super::sys::mount_setattr(tree.as_raw_fd(), true, 0, 0, libc::MS_PRIVATE, 0)
         .map_err(|e| sys_err(format!("{}: make it private", what()))(e))?;
     super::sys::mount_setattr(

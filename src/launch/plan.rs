@@ -151,7 +151,8 @@ fn sched_attr(s: &oci_spec::runtime::Scheduler) -> Result<SchedAttr> {
                 // They need the clamp values, which the spec has no field for.
                 F::SchedFlagUtilClampMin | F::SchedFlagUtilClampMax => {
                     return Err(Error::Config(format!(
-                        "process.scheduler.flags {f:?} is not supported by mica"
+                        "process.scheduler.flags {} is not supported by mica",
+                        serde_json::to_string(f).unwrap_or_else(|_| format!("{f:?}"))
                     )))
                 }
             })
