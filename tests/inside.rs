@@ -1322,6 +1322,111 @@ fn idmap_option_takes_the_containers_mappings() {
     }
 }
 
+/// A process of the test's own holding a user namespace with these maps
+/// (killed and reaped on drop).
+struct UsernsHolder(std::process::Child);
+
+impl UsernsHolder {
+    fn new(map: &str) -> UsernsHolder {
+        let child = Command::new("unshare")
+            .args(["-U", "sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare -U");
+        let pid = child.id();
+        let holder = UsernsHolder(child);
+        // unshare has made the namespace once its ns link differs from ours.
+        let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let end = Instant::now() + TIMEOUT;
+        while std::fs::read_link(format!("/proc/{pid}/ns/user"))
+            .ok()
+            .as_ref()
+            == Some(&ours)
+        {
+            assert!(Instant::now() < end, "unshare -U made no user namespace");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for f in ["uid_map", "gid_map"] {
+            std::fs::write(format!("/proc/{pid}/{f}"), map).unwrap();
+        }
+        holder
+    }
+
+    fn ns_path(&self) -> String {
+        format!("/proc/{}/ns/user", self.0.id())
+    }
+}
+
+impl Drop for UsernsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A user namespace joined by path (as a Kubernetes pod's is by its
+/// containers): it owns the namespaces the container makes, so its root
+/// brings up lo in the new network namespace and mounts proc in the new pid
+/// namespace; the process is that namespace's root; and runc's `idmap`
+/// option alone maps a bind mount with the joined namespace's maps.
+#[test]
+fn joined_user_namespace_owns_the_new_namespaces() {
+    let env = Env::new();
+    let holder = UsernsHolder::new("0 100000 65536\n");
+    let join = |c: &mut Value| {
+        with_user_ns(c);
+        for k in ["uidMappings", "gidMappings"] {
+            c["linux"].as_object_mut().unwrap().remove(k);
+        }
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "user" {
+                n["path"] = json!(holder.ns_path());
+            }
+        }
+    };
+    let (j, _) = probe_cfg(
+        &env,
+        &[
+            "--read",
+            "/proc/self/uid_map",
+            "--read",
+            "/proc/net/fib_trie",
+        ],
+        join,
+    );
+    assert_eq!(j["uid"], 0);
+    assert_eq!(j["pid"], 1);
+    let fields: Vec<String> = action(&j, "reads", "/proc/self/uid_map")["content"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(fields, ["0", "100000", "65536"]);
+    assert!(loopback_is_up(&j), "{j}");
+    // The host's root-owned file: unmapped (the overflow id) through a plain
+    // bind, root's through an idmapped one.
+    let host = TempDir::new("bind-idmap-joined");
+    std::fs::write(host.path().join("f"), b"x").unwrap();
+    let src = host.path().to_path_buf();
+    for (opts, want) in [
+        (json!(["rbind"]), "65534\n"),
+        (json!(["rbind", "idmap"]), "0\n"),
+    ] {
+        let b = env.bundle("busybox", &["/bin/stat", "-c", "%u", "/mnt/f"], |c| {
+            join(c);
+            add_mount(
+                c,
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
+            );
+        });
+        let (code, out, err) = run_limited(&env, &b, &[]);
+        assert_eq!(code, 0, "{opts}: {out} {err}");
+        assert_eq!(out, want, "{opts}");
+    }
+    env.assert_state_empty();
+}
+
 #[test]
 fn user_namespace_maps_root() {
     let env = Env::new();

@@ -57,7 +57,8 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     // while the parent makes the cgroups; one that clone made (or a user
     // namespace owns), below.
     let lo_early = plan.unshare_early & libc::CLONE_NEWNET != 0;
-    let lo_late = plan.clone_flags & libc::CLONE_NEWNET as u64 != 0;
+    let lo_late = plan.clone_flags & libc::CLONE_NEWNET as u64 != 0
+        || plan.unshare_after_join & libc::CLONE_NEWNET != 0;
     if lo_early {
         sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
     }
@@ -71,20 +72,7 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.user_ns {
         // The maps are written: become the namespace's root, so what we
         // create is owned by a mapped id (else EOVERFLOW).
-        if unsafe { libc::setresgid(0, 0, 0) } < 0 {
-            return Err(Msg::error(
-                Step::SetGid,
-                Errno::last(),
-                b"user namespace root",
-            ));
-        }
-        if unsafe { libc::setresuid(0, 0, 0) } < 0 {
-            return Err(Msg::error(
-                Step::SetUid,
-                Errno::last(),
-                b"user namespace root",
-            ));
-        }
+        become_userns_root()?;
     }
     if let Some(v) = &plan.oom_score_adj {
         sys::write_file(c"/proc/self/oom_score_adj".as_ptr(), v.to_bytes())
@@ -93,6 +81,12 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     for ((fd, nstype), path) in plan.join_ns.iter().zip(&plan.join_ns_paths) {
         use std::os::fd::AsRawFd;
         sys::setns(fd.as_raw_fd(), *nstype).map_err(fail(Step::Setns, path.to_bytes()))?;
+    }
+    if plan.kind == Kind::Init && plan.join_ns.iter().any(|(_, t)| *t == libc::CLONE_NEWUSER) {
+        become_userns_root()?;
+    }
+    if plan.unshare_after_join != 0 {
+        sys::unshare(plan.unshare_after_join).map_err(fail(Step::Unshare, NO_DETAIL))?;
     }
     if plan.second_fork {
         second_fork(plan, sync_fd)?;
@@ -212,6 +206,26 @@ fn recv_state(sync_fd: c_int, buf: &mut [u8]) -> CResult<usize> {
 
 /// Joining a pid namespace, or making a time namespace, only takes effect
 /// for children: fork once more and let the middle process exit.
+/// Become root of the user namespace we are in (made or joined), so what we
+/// create is owned by a mapped id.
+fn become_userns_root() -> CResult<()> {
+    if unsafe { libc::setresgid(0, 0, 0) } < 0 {
+        return Err(Msg::error(
+            Step::SetGid,
+            Errno::last(),
+            b"user namespace root",
+        ));
+    }
+    if unsafe { libc::setresuid(0, 0, 0) } < 0 {
+        return Err(Msg::error(
+            Step::SetUid,
+            Errno::last(),
+            b"user namespace root",
+        ));
+    }
+    Ok(())
+}
+
 fn second_fork(plan: &Plan, sync_fd: c_int) -> CResult<()> {
     if plan.unshare_in_middle != 0 {
         sys::unshare(plan.unshare_in_middle).map_err(fail(Step::Unshare, b"pid/time"))?;

@@ -9,19 +9,17 @@
 use super::error::{sys as sys_err, Error, Result};
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A detached copy of the mount at `src` (with the mounts below it when
-/// `rbind`), idmapped with these maps (the mounts below too when
+/// `rbind`), idmapped with the maps of `userns` (the mounts below too when
 /// `recursive`).
 pub fn idmapped_tree(
     src: &std::path::Path,
     rbind: bool,
     recursive: bool,
-    uid_map: &str,
-    gid_map: &str,
+    userns: BorrowedFd,
 ) -> Result<OwnedFd> {
-    let userns = userns_with_maps(uid_map, gid_map)?;
     let what = || format!("idmapped mount of {}", src.display());
     let c = CString::new(src.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Config(format!("{}: NUL in the path", what())))?;

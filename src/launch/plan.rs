@@ -5,7 +5,7 @@
 use super::error::{Error, Result};
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -215,6 +215,9 @@ pub struct Plan {
     /// path and there is no new user namespace, so ownership and order are
     /// what clone would give.
     pub unshare_early: libc::c_int,
+    /// Namespaces the child makes after joining a user namespace by path,
+    /// so that one owns them.
+    pub unshare_after_join: libc::c_int,
     pub second_fork: bool,
     /// The session keyring the process joins by name, as runc's do: none of
     /// the caller's keys reach the container.
@@ -460,24 +463,39 @@ fn mount_destination(m: &Mount) -> PathBuf {
     Path::new("/").join(m.destination())
 }
 
-/// The user namespace maps of an idmapped mount: its own `uidMappings`
-/// and `gidMappings`, or with runc's `idmap`/`ridmap` option alone the
+/// The container's user namespace, as an `idmap` option alone maps with
+/// it: the maps of a new one, or one joined by path.
+#[derive(Clone, Copy)]
+enum ContainerUserns<'a> {
+    Maps(&'a Option<String>, &'a Option<String>),
+    Joined(BorrowedFd<'a>),
+}
+
+/// What an idmapped mount maps with.
+enum IdSource<'a> {
+    Maps(String, String),
+    Userns(BorrowedFd<'a>),
+}
+
+/// The user namespace of an idmapped mount: its own `uidMappings` and
+/// `gidMappings`, or with runc's `idmap`/`ridmap` option alone the
 /// container's. None: not idmapped.
-fn idmap_maps(
+fn idmap_maps<'a>(
     m: &Mount,
-    container: (&Option<String>, &Option<String>),
-) -> Result<Option<(String, String, bool)>> {
+    container: ContainerUserns<'a>,
+) -> Result<Option<(IdSource<'a>, bool)>> {
     let opts = m.options().clone().unwrap_or_default();
     let recursive = opts.iter().any(|o| o == "ridmap");
     let asked = recursive || opts.iter().any(|o| o == "idmap");
     let own = (id_map(m.uid_mappings()), id_map(m.gid_mappings()));
     let target = m.destination();
-    let maps = match own {
-        (Some(u), Some(g)) => (u, g),
+    let source = match own {
+        (Some(u), Some(g)) => IdSource::Maps(u, g),
         (None, None) if !asked => return Ok(None),
         (None, None) => match container {
-            (Some(u), Some(g)) => (u.clone(), g.clone()),
-            _ => {
+            ContainerUserns::Maps(Some(u), Some(g)) => IdSource::Maps(u.clone(), g.clone()),
+            ContainerUserns::Joined(fd) => IdSource::Userns(fd),
+            ContainerUserns::Maps(..) => {
                 return Err(Error::Config(format!(
                     "mount {target:?}: idmap without uidMappings/gidMappings needs the \
                      container's user namespace mappings"
@@ -490,14 +508,14 @@ fn idmap_maps(
             )))
         }
     };
-    Ok(Some((maps.0, maps.1, recursive)))
+    Ok(Some((source, recursive)))
 }
 
 fn build_mount(
     m: &Mount,
     bundle: &Path,
     cg: &(Vec<(String, String)>, bool),
-    container_maps: (&Option<String>, &Option<String>),
+    container_userns: ContainerUserns,
 ) -> Result<MountOp> {
     if m.destination().as_os_str().is_empty() {
         return Err(Error::Config("a mount has an empty destination".into()));
@@ -591,22 +609,31 @@ fn build_mount(
         cgroup2,
         copyup,
         attr: (attr != MountAttr::default()).then_some(attr),
-        idmap: match idmap_maps(m, container_maps)? {
+        idmap: match idmap_maps(m, container_userns)? {
             None => None,
             Some(_) if !bind => {
                 return Err(Error::Config(format!(
                     "mount {target:?}: an idmapped mount must be a bind mount"
                 )))
             }
-            Some((uid_map, gid_map, recursive)) => Some(IdMap {
-                tree: super::idmap::idmapped_tree(
-                    &src,
-                    flags & libc::MS_REC != 0,
-                    recursive,
-                    &uid_map,
-                    &gid_map,
-                )?,
-            }),
+            Some((source, recursive)) => {
+                let made;
+                let userns = match source {
+                    IdSource::Maps(u, g) => {
+                        made = super::idmap::userns_with_maps(&u, &g)?;
+                        made.as_fd()
+                    }
+                    IdSource::Userns(fd) => fd,
+                };
+                Some(IdMap {
+                    tree: super::idmap::idmapped_tree(
+                        &src,
+                        flags & libc::MS_REC != 0,
+                        recursive,
+                        userns,
+                    )?,
+                })
+            }
         },
     })
 }
@@ -925,6 +952,21 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             "timeOffsets given without a new time namespace".into(),
         ));
     }
+    // A user namespace joined by path owns the namespaces the container
+    // makes, as with runc: the child unshares them after its setns (clone
+    // would give them to mica's own user namespace, where the container's
+    // root has no rights: no lo up, no mount over the joined maps).
+    let mut unshare_after_join = 0;
+    if opts.kind == Kind::Init && join.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER) {
+        let later =
+            (libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+                as u64;
+        unshare_after_join = (clone_flags & later) as libc::c_int;
+        clone_flags &= !later;
+        if clone_flags & libc::CLONE_NEWPID as u64 != 0 {
+            second_fork = true;
+        }
+    }
     if second_fork && clone_flags & libc::CLONE_NEWPID as u64 != 0 {
         // The middle unshares the pid namespace so the final process is its pid 1.
         clone_flags &= !(libc::CLONE_NEWPID as u64);
@@ -1020,6 +1062,10 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     } else {
         (None, None)
     };
+    let container_userns = match join_ns.iter().find(|(_, f)| *f == libc::CLONE_NEWUSER) {
+        Some((fd, _)) => ContainerUserns::Joined(fd.as_fd()),
+        None => ContainerUserns::Maps(&uid_map, &gid_map),
+    };
     let mut mounts = Vec::new();
     let mut has_dev_mount = false;
     if opts.kind == Kind::Init {
@@ -1027,7 +1073,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             if mount_destination(m) == Path::new("/dev") {
                 has_dev_mount = true;
             }
-            mounts.push(build_mount(m, opts.bundle, &cg, (&uid_map, &gid_map))?);
+            mounts.push(build_mount(m, opts.bundle, &cg, container_userns)?);
         }
     }
     let dev_tmpfs = opts.kind == Kind::Init && !has_dev_mount && readonly_root;
@@ -1298,6 +1344,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         join_ns_paths,
         unshare_in_middle,
         unshare_early,
+        unshare_after_join,
         second_fork,
         session_keyring: opts
             .session_keyring
