@@ -1302,6 +1302,13 @@ fn idmapped_bind_of_a_shared_mount_propagates_nothing_back() {
 #[test]
 fn idmap_option_takes_the_containers_mappings() {
     let env = Env::new();
+    idmap_option_maps_host_root(&env, with_user_ns);
+}
+
+/// In a container whose user namespace maps host ids 100000.. (`userns`
+/// sets it up), a host root-owned file is the overflow id's through a plain
+/// bind and root's through one with runc's `idmap` option alone.
+fn idmap_option_maps_host_root(env: &Env, userns: impl Fn(&mut Value)) {
     let host = TempDir::new("bind-idmap-ns");
     std::fs::write(host.path().join("f"), b"x").unwrap();
     let src = host.path().to_path_buf();
@@ -1310,13 +1317,13 @@ fn idmap_option_takes_the_containers_mappings() {
         (json!(["rbind", "idmap"]), "0\n"),
     ] {
         let b = env.bundle("busybox", &["/bin/stat", "-c", "%u", "/mnt/f"], |c| {
-            with_user_ns(c);
+            userns(c);
             add_mount(
                 c,
                 json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
             );
         });
-        let (code, out, err) = run_limited(&env, &b, &[]);
+        let (code, out, err) = run_limited(env, &b, &[]);
         assert_eq!(code, 0, "{opts}: {out} {err}");
         assert_eq!(out, want, "{opts}");
     }
@@ -1404,26 +1411,7 @@ fn joined_user_namespace_owns_the_new_namespaces() {
         .collect();
     assert_eq!(fields, ["0", "100000", "65536"]);
     assert!(loopback_is_up(&j), "{j}");
-    // The host's root-owned file: unmapped (the overflow id) through a plain
-    // bind, root's through an idmapped one.
-    let host = TempDir::new("bind-idmap-joined");
-    std::fs::write(host.path().join("f"), b"x").unwrap();
-    let src = host.path().to_path_buf();
-    for (opts, want) in [
-        (json!(["rbind"]), "65534\n"),
-        (json!(["rbind", "idmap"]), "0\n"),
-    ] {
-        let b = env.bundle("busybox", &["/bin/stat", "-c", "%u", "/mnt/f"], |c| {
-            join(c);
-            add_mount(
-                c,
-                json!({"destination": "/mnt", "type": "bind", "source": src, "options": opts}),
-            );
-        });
-        let (code, out, err) = run_limited(&env, &b, &[]);
-        assert_eq!(code, 0, "{opts}: {out} {err}");
-        assert_eq!(out, want, "{opts}");
-    }
+    idmap_option_maps_host_root(&env, join);
     env.assert_state_empty();
 }
 
