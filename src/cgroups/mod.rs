@@ -620,7 +620,7 @@ pub struct Cgroup {
 }
 
 /// Where a controller's files are for this container.
-enum Target<'a> {
+pub(super) enum Target<'a> {
     V1(&'a Path),
     V2(&'a Path),
 }

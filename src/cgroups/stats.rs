@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{read_opt, v1, v2, Cgroup, Error, Result};
+use super::{read_opt, v1, v2, Cgroup, Error, Result, Target};
 
 /// Where the host lists its huge page sizes (`hugepages-2048kB`, ...).
 const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
@@ -172,6 +172,17 @@ pub struct Hugetlb {
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct IntelRdt {}
 
+/// memory.stat into `raw`, and `cache` from its `cache_key` (v1 "cache",
+/// v2 "file"); false when the file is missing (no memory controller).
+pub(super) fn memory_raw(dir: &Path, cache_key: &str, m: &mut Memory) -> Result<bool> {
+    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+        return Ok(false);
+    };
+    m.raw = raw.into_iter().collect();
+    m.cache = m.raw.get(cache_key).copied().unwrap_or(0);
+    Ok(true)
+}
+
 impl Cgroup {
     /// The container's statistics, each controller from the hierarchy that
     /// has it (see the module documentation).
@@ -208,27 +219,37 @@ impl Cgroup {
         if let Some(h) = self.v1_with("cpuset") {
             v1::cpuset_stats(&h.dir, &mut s.cpuset)?;
         }
-        match (self.v1_with("memory"), v2) {
-            (Some(h), _) => v1::memory_stats(&h.dir, &mut s.memory)?,
-            (None, Some(d)) => v2::memory_stats(d, &mut s.memory)?,
-            (None, None) => {}
+        match self.stats_dir("memory") {
+            Some(Target::V1(d)) => v1::memory_stats(d, &mut s.memory)?,
+            Some(Target::V2(d)) => v2::memory_stats(d, &mut s.memory)?,
+            None => {}
         }
-        match (self.v1_with("pids"), v2) {
-            (Some(h), _) => pids_stats(&h.dir, &mut s.pids)?,
-            (None, Some(d)) => v2::pids_stats(d, &mut s.pids)?,
-            (None, None) => {}
+        match self.stats_dir("pids") {
+            Some(Target::V1(d)) => pids_stats(d, &mut s.pids)?,
+            Some(Target::V2(d)) => v2::pids_stats(d, &mut s.pids)?,
+            None => {}
         }
-        match (self.v1_with("blkio"), v2) {
-            (Some(h), _) => v1::blkio_stats(&h.dir, &mut s.blkio)?,
-            (None, Some(d)) => v2::io_stats(d, &mut s.blkio)?,
-            (None, None) => {}
+        match self.stats_dir("blkio") {
+            Some(Target::V1(d)) => v1::blkio_stats(d, &mut s.blkio)?,
+            Some(Target::V2(d)) => v2::io_stats(d, &mut s.blkio)?,
+            None => {}
         }
-        match (self.v1_with("hugetlb"), v2) {
-            (Some(h), _) => v1::hugetlb_stats(&h.dir, sizes, &mut s.hugetlb)?,
-            (None, Some(d)) => v2::hugetlb_stats(d, sizes, &mut s.hugetlb)?,
-            (None, None) => {}
+        match self.stats_dir("hugetlb") {
+            Some(Target::V1(d)) => v1::hugetlb_stats(d, sizes, &mut s.hugetlb)?,
+            Some(Target::V2(d)) => v2::hugetlb_stats(d, sizes, &mut s.hugetlb)?,
+            None => {}
         }
         Ok(s)
+    }
+
+    /// Where `controller`'s statistics are read: its v1 hierarchy, else
+    /// cgroup2 (whose files are simply missing when it is not enabled).
+    fn stats_dir(&self, controller: &str) -> Option<Target<'_>> {
+        match (self.v1_with(controller), &self.v2) {
+            (Some(h), _) => Some(Target::V1(&h.dir)),
+            (None, Some(h)) => Some(Target::V2(&h.dir)),
+            (None, None) => None,
+        }
     }
 
     /// How many processes of the container the OOM killer has killed so
@@ -236,10 +257,10 @@ impl Cgroup {
     /// `memory.events`' `oom_kill`. None when the host does not show it.
     pub fn oom_kills(&self) -> Result<Option<u64>> {
         self.check()?;
-        match (self.v1_with("memory"), &self.v2) {
-            (Some(h), _) => keyed_value(&h.dir.join("memory.oom_control"), "oom_kill"),
-            (None, Some(h)) => keyed_value(&h.dir.join("memory.events"), "oom_kill"),
-            (None, None) => Ok(None),
+        match self.stats_dir("memory") {
+            Some(Target::V1(d)) => keyed_value(&d.join("memory.oom_control"), "oom_kill"),
+            Some(Target::V2(d)) => keyed_value(&d.join("memory.events"), "oom_kill"),
+            None => Ok(None),
         }
     }
 }

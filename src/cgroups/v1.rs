@@ -563,11 +563,9 @@ pub(super) fn parse_cpu_list(s: &str) -> std::result::Result<Vec<u16>, String> {
 /// memory.stat; an entry whose usage file is missing (no swap accounting,
 /// no kmem) stays zero.
 pub(super) fn memory_stats(dir: &Path, m: &mut Memory) -> Result<()> {
-    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+    if !super::stats::memory_raw(dir, "cache", m)? {
         return Ok(());
-    };
-    m.raw = raw.into_iter().collect();
-    m.cache = m.raw.get("cache").copied().unwrap_or(0);
+    }
     let entry = |prefix: &str| -> Result<MemoryEntry> {
         let file = |name: &str| dir.join(format!("{prefix}.{name}"));
         let Some(usage) = read_value(&file("usage_in_bytes"))? else {

@@ -9,8 +9,8 @@ use std::time::Instant;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
 use super::stats::{
-    key_values, keyed_value, parse_error, read_key_values, read_value, Blkio, BlkioEntry, Cpu,
-    Hugetlb, Memory, MemoryEntry, Pids,
+    key_values, keyed_value, parse_error, read_value, Blkio, BlkioEntry, Cpu, Hugetlb, Memory,
+    MemoryEntry, Pids,
 };
 use super::{
     check_page_size, invalid, nonzero, read, read_opt, v1::check_memory_values, write, Error,
@@ -402,11 +402,9 @@ pub(super) fn parse_cpu_stat(text: &str) -> std::result::Result<Cpu, String> {
 /// memory.current / .max / .peak, memory.swap.*, memory.stat. Nothing
 /// without memory.stat (the memory controller is not enabled).
 pub(super) fn memory_stats(dir: &Path, m: &mut Memory) -> Result<()> {
-    let Some(raw) = read_key_values(&dir.join("memory.stat"))? else {
+    if !super::stats::memory_raw(dir, "file", m)? {
         return Ok(());
-    };
-    m.raw = raw.into_iter().collect();
-    m.cache = m.raw.get("file").copied().unwrap_or(0);
+    }
     let entry = |prefix: &str| -> Result<MemoryEntry> {
         let Some(usage) = read_value(&dir.join(format!("{prefix}.current")))? else {
             return Ok(MemoryEntry::default());

@@ -50,17 +50,11 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     sys::close_all_but(3 + plan.preserve_fds as u32, &plan.keep_fds)
         .map_err(fail(Step::Fds, NO_DETAIL))?;
     sys::close_range_cloexec(3 + plan.preserve_fds as u32).map_err(fail(Step::Fds, NO_DETAIL))?;
-    if plan.unshare_early != 0 {
-        sys::unshare(plan.unshare_early).map_err(fail(Step::Unshare, NO_DETAIL))?;
-    }
-    // A new network namespace gets its lo up: one made here right away,
-    // while the parent makes the cgroups; one that clone made (or a user
-    // namespace owns), below.
-    let lo_early = plan.unshare_early & libc::CLONE_NEWNET != 0;
-    let lo_late = plan.clone_flags & libc::CLONE_NEWNET as u64 != 0
-        || plan.unshare_after_join & libc::CLONE_NEWNET != 0;
-    if lo_early {
-        sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
+    // Our own namespaces now, while the parent makes the cgroups, unless
+    // one we join must own them.
+    let unshare_first = plan.join_ns.is_empty();
+    if unshare_first {
+        unshare_own(plan)?;
     }
 
     expect(sync_fd, sync::Kind::Go)?;
@@ -85,13 +79,15 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     if plan.kind == Kind::Init && plan.join_ns.iter().any(|(_, t)| *t == libc::CLONE_NEWUSER) {
         become_userns_root()?;
     }
-    if plan.unshare_after_join != 0 {
-        sys::unshare(plan.unshare_after_join).map_err(fail(Step::Unshare, NO_DETAIL))?;
+    if !unshare_first {
+        unshare_own(plan)?;
     }
     if plan.second_fork {
         second_fork(plan, sync_fd)?;
     }
-    if lo_late {
+    // A network namespace clone made (a new user namespace owns it) gets
+    // its lo up once we are that namespace's root.
+    if plan.clone_flags & libc::CLONE_NEWNET as u64 != 0 {
         sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
     }
     if let Some(name) = &plan.session_keyring {
@@ -206,6 +202,18 @@ fn recv_state(sync_fd: c_int, buf: &mut [u8]) -> CResult<usize> {
 
 /// Joining a pid namespace, or making a time namespace, only takes effect
 /// for children: fork once more and let the middle process exit.
+/// Make the namespaces `plan.unshare_child` names; a new network namespace
+/// gets its lo up.
+fn unshare_own(plan: &Plan) -> CResult<()> {
+    if plan.unshare_child != 0 {
+        sys::unshare(plan.unshare_child).map_err(fail(Step::Unshare, NO_DETAIL))?;
+    }
+    if plan.unshare_child & libc::CLONE_NEWNET != 0 {
+        sys::loopback_up().map_err(fail(Step::Loopback, b"lo"))?;
+    }
+    Ok(())
+}
+
 /// Become root of the user namespace we are in (made or joined), so what we
 /// create is owned by a mapped id.
 fn become_userns_root() -> CResult<()> {

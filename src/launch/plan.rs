@@ -209,15 +209,13 @@ pub struct Plan {
     pub join_ns_paths: Vec<CString>,
     /// Flags the middle process unshares before the second fork.
     pub unshare_in_middle: libc::c_int,
-    /// Namespaces the child makes itself, first thing, while the parent
-    /// makes the cgroups and saves the state (the new network namespace
-    /// alone takes about half a millisecond). Only when nothing is joined by
-    /// path and there is no new user namespace, so ownership and order are
-    /// what clone would give.
-    pub unshare_early: libc::c_int,
-    /// Namespaces the child makes after joining a user namespace by path,
-    /// so that one owns them.
-    pub unshare_after_join: libc::c_int,
+    /// The mount/net/ipc/uts namespaces the child makes itself (clone makes
+    /// them only with a new user namespace, which must own them): first
+    /// thing when it joins nothing, while the parent makes the cgroups and
+    /// saves the state (the new network namespace alone takes about half a
+    /// millisecond); else right after its setns, so that a user namespace
+    /// joined by path owns them, as with runc.
+    pub unshare_child: libc::c_int,
     pub second_fork: bool,
     /// The session keyring the process joins by name, as runc's do: none of
     /// the caller's keys reach the container.
@@ -952,33 +950,23 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             "timeOffsets given without a new time namespace".into(),
         ));
     }
-    // A user namespace joined by path owns the namespaces the container
-    // makes, as with runc: the child unshares them after its setns (clone
-    // would give them to mica's own user namespace, where the container's
-    // root has no rights: no lo up, no mount over the joined maps).
-    let mut unshare_after_join = 0;
-    if opts.kind == Kind::Init && join.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER) {
-        let later =
-            (libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
-                as u64;
-        unshare_after_join = (clone_flags & later) as libc::c_int;
-        clone_flags &= !later;
-        if clone_flags & libc::CLONE_NEWPID as u64 != 0 {
-            second_fork = true;
+    let mut unshare_child = 0;
+    if opts.kind == Kind::Init && !user_ns {
+        let own = (libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+            as u64;
+        unshare_child = (clone_flags & own) as libc::c_int;
+        clone_flags &= !own;
+        // A user namespace joined by path owns a new pid namespace too
+        // (clone would give it to mica's own, where the container's root
+        // could not mount its /proc): the middle process makes it.
+        if join.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER) {
+            second_fork |= clone_flags & libc::CLONE_NEWPID as u64 != 0;
         }
     }
     if second_fork && clone_flags & libc::CLONE_NEWPID as u64 != 0 {
         // The middle unshares the pid namespace so the final process is its pid 1.
         clone_flags &= !(libc::CLONE_NEWPID as u64);
         unshare_in_middle |= libc::CLONE_NEWPID;
-    }
-    let mut unshare_early = 0;
-    if opts.kind == Kind::Init && join.is_empty() && !user_ns {
-        let early =
-            (libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
-                as u64;
-        unshare_early = (clone_flags & early) as libc::c_int;
-        clone_flags &= !early;
     }
     // Join the user namespace first: it grants the rights to join the rest.
     join.sort_by_key(|(_, f, _)| {
@@ -1343,8 +1331,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         join_ns,
         join_ns_paths,
         unshare_in_middle,
-        unshare_early,
-        unshare_after_join,
+        unshare_child,
         second_fork,
         session_keyring: opts
             .session_keyring
