@@ -486,6 +486,76 @@ fn memory_limit() {
     assert_gone(&h.dirs(&name));
 }
 
+/// A fresh tmpfs over /sys/fs/cgroup with the hierarchies bound back into
+/// it, in a private mount namespace (what `mica bench` gives crun): the old
+/// mounts are still listed in mountinfo but cannot be reached. mica must
+/// use the ones it can reach. On the hybrid host cgroup2 is left out, so a
+/// mica that took the covered mounts for real fails to make its cgroup2 dir.
+#[test]
+fn covered_cgroup_mounts_are_skipped() {
+    let h = host();
+    let env = Env::new();
+    let name = unique("mica-cg-cover");
+    let limit = 67108864;
+    let b = bundle(
+        &env,
+        "busybox",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+        |cfg| {
+            set_path(cfg, &name);
+            cfg["linux"]["resources"]["memory"] = json!({ "limit": limit });
+        },
+    );
+    let mut binds: Vec<(PathBuf, String)> =
+        h.v1.iter()
+            .map(|x| {
+                let n = x.mount.file_name().unwrap().to_string_lossy().into_owned();
+                (x.mount.clone(), n)
+            })
+            .collect();
+    if let (Kind::V2, Some(v2)) = (h.kind, &h.v2) {
+        binds.push((v2.mount.clone(), "unified".into()));
+    }
+    let mut script =
+        String::from("set -e\nS=\"$1\"; shift\nmount -t tmpfs -o mode=755 mica-test \"$S\"\n");
+    for (src, n) in &binds {
+        script += &format!(
+            "mkdir \"$S/{n}\"; mount --bind '{}' \"$S/{n}\"\n",
+            src.display()
+        );
+    }
+    script += "mount --move \"$S\" /sys/fs/cgroup\nexec \"$@\"\n";
+    let stage = env.tmp.path().join("stage");
+    std::fs::create_dir(&stage).unwrap();
+    let id = env.id("cover");
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&stage)
+        .arg(common::mica_bin())
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare");
+    assert!(
+        out.status.success(),
+        "mica run under covered cgroup mounts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        limit.to_string()
+    );
+    assert_gone(&h.dirs(&name));
+}
+
 #[test]
 fn memory_swap_is_translated() {
     let h = host();

@@ -2,7 +2,8 @@
 //!
 //! The layout is discovered from `/proc/self/mountinfo` (entries of type
 //! `cgroup` and `cgroup2`, their mount points and super options), never
-//! from hardcoded paths. Every resource controller is routed to the
+//! from hardcoded paths (mounts covered by later ones are skipped: they are
+//! listed but cannot be reached). Every resource controller is routed to the
 //! hierarchy that actually has it: a v1 hierarchy if one is mounted with
 //! that controller, else the cgroup2 hierarchy if the controller is listed
 //! in the container dir's `cgroup.controllers`. That one rule covers pure
@@ -196,9 +197,56 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One line of mountinfo, as far as cgroup discovery needs it.
+struct MountLine {
+    id: u64,
+    parent: u64,
+    mount_point: String,
+    /// The cgroup mounted there, or None for any other filesystem.
+    cgroup: Option<CgroupMount>,
+}
+
+enum CgroupMount {
+    V1(V1Mount),
+    V2(V2Mount),
+}
+
 fn parse_mountinfo(text: &str) -> Result<Mounts> {
+    let lines = parse_mountinfo_lines(text)?;
     let mut v1: Vec<V1Mount> = Vec::new();
     let mut v2: Option<V2Mount> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(cgroup) = &line.cgroup else { continue };
+        // A mount hidden by a later one over it or over a directory above
+        // it (a fresh tmpfs mounted on /sys/fs/cgroup, say) is still listed
+        // but cannot be reached by its path.
+        if is_hidden(&lines, i) {
+            continue;
+        }
+        match cgroup {
+            CgroupMount::V1(m) => {
+                // The same hierarchy may be mounted more than once (bind
+                // mounts): keep one, preferring a mount of the hierarchy root.
+                match v1.iter_mut().find(|x| x.controllers == m.controllers) {
+                    Some(x) => {
+                        if x.root != "/" && m.root == "/" {
+                            *x = m.clone();
+                        }
+                    }
+                    None => v1.push(m.clone()),
+                }
+            }
+            CgroupMount::V2(m) => match &v2 {
+                Some(x) if x.root == "/" || m.root != "/" => {}
+                _ => v2 = Some(m.clone()),
+            },
+        }
+    }
+    Ok(Mounts { v1, v2 })
+}
+
+fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountLine>> {
+    let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -214,50 +262,88 @@ fn parse_mountinfo(text: &str) -> Result<Mounts> {
         if pre.len() < 6 {
             return Err(bad("too few fields before the separator"));
         }
+        let (Ok(id), Ok(parent)) = (pre[0].parse(), pre[1].parse()) else {
+            return Err(bad("mount id or parent id is not a number"));
+        };
         let mut post = post.split(' ');
         let fstype = post.next().unwrap_or("");
         let _source = post.next();
         let super_opts = post.next().unwrap_or("");
-        let root = unescape_mountinfo(pre[3]);
-        let mount_point = PathBuf::from(unescape_mountinfo(pre[4]));
-        match fstype {
+        let root = || unescape_mountinfo(pre[3]);
+        let mount_point = unescape_mountinfo(pre[4]);
+        let cgroup = match fstype {
             "cgroup" => {
                 let mut controllers: Vec<String> = super_opts
                     .split(',')
                     .filter(|o| !o.is_empty() && !is_v1_flag(o))
                     .map(str::to_string)
                     .collect();
-                if controllers.is_empty() {
-                    continue;
-                }
                 controllers.sort();
-                let m = V1Mount {
-                    mount_point,
-                    root,
-                    controllers,
-                };
-                // The same hierarchy may be mounted more than once (bind
-                // mounts): keep one, preferring a mount of the hierarchy root.
-                match v1.iter_mut().find(|x| x.controllers == m.controllers) {
-                    Some(x) => {
-                        if x.root != "/" && m.root == "/" {
-                            *x = m;
-                        }
-                    }
-                    None => v1.push(m),
-                }
+                (!controllers.is_empty()).then(|| {
+                    CgroupMount::V1(V1Mount {
+                        mount_point: PathBuf::from(&mount_point),
+                        root: root(),
+                        controllers,
+                    })
+                })
             }
-            "cgroup2" => {
-                let m = V2Mount { mount_point, root };
-                match &v2 {
-                    Some(x) if x.root == "/" || m.root != "/" => {}
-                    _ => v2 = Some(m),
-                }
-            }
-            _ => {}
+            "cgroup2" => Some(CgroupMount::V2(V2Mount {
+                mount_point: PathBuf::from(&mount_point),
+                root: root(),
+            })),
+            _ => None,
+        };
+        lines.push(MountLine {
+            id,
+            parent,
+            mount_point,
+            cgroup,
+        });
+    }
+    Ok(lines)
+}
+
+/// Is mount `lines[i]` unreachable by its path? Walking from it up through
+/// its parents: it is hidden when another mount sits on its own root, or
+/// when a parent has another child mounted on that parent's root or on a
+/// directory above the mount point of the child on our way (that one covers
+/// the path). Mounts on the same parent at the same place are left be.
+fn is_hidden(lines: &[MountLine], i: usize) -> bool {
+    let x = &lines[i];
+    if lines
+        .iter()
+        .any(|n| n.parent == x.id && n.id != x.id && n.mount_point == x.mount_point)
+    {
+        return true;
+    }
+    let mut on_way = x;
+    // A mount table is a tree; the bound guards against a malformed one.
+    for _ in 0..lines.len() {
+        let p = on_way.parent;
+        // The parent itself may be missing (outside our root).
+        let a = lines.iter().find(|a| a.id == p && a.id != on_way.id);
+        let covered = lines.iter().any(|n| {
+            n.parent == p
+                && n.id != on_way.id
+                && n.id != p
+                && (a.is_some_and(|a| n.mount_point == a.mount_point)
+                    || is_below(&on_way.mount_point, &n.mount_point))
+        });
+        match a {
+            _ if covered => return true,
+            Some(a) => on_way = a,
+            None => return false,
         }
     }
-    Ok(Mounts { v1, v2 })
+    false
+}
+
+/// Is path `p` strictly below directory `dir` (both absolute, as mountinfo
+/// gives them)?
+fn is_below(p: &str, dir: &str) -> bool {
+    p.len() > dir.len()
+        && p.starts_with(dir)
+        && (dir.ends_with('/') || p.as_bytes()[dir.len()] == b'/')
 }
 
 /// The calling process's cgroups, from /proc/self/cgroup.

@@ -116,6 +116,58 @@ fn layout_detection() {
     ));
 }
 
+/// The hybrid host after a fresh tmpfs was mounted over /sys/fs/cgroup
+/// with only the v1 hierarchies bound back (what `mica bench` gives crun):
+/// the old mounts, cgroup2 among them, are still listed but hidden.
+#[test]
+fn hidden_mounts_are_skipped() {
+    let covered = format!(
+        "{HYBRID_MOUNTINFO}\
+68 31 0:40 / /sys/fs/cgroup rw,relatime - tmpfs x rw,size=64k,mode=755
+69 68 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
+75 68 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+"
+    );
+    match parse_layout(&covered).unwrap() {
+        Layout::V1 { hierarchies } => {
+            let c: Vec<_> = hierarchies
+                .iter()
+                .map(|h| h.controllers.join(","))
+                .collect();
+            assert_eq!(c, ["blkio", "memory"]);
+        }
+        l => panic!("expected v1 (cgroup2 is hidden), got {l:?}"),
+    }
+    // A mount stacked on a hierarchy's own mount point hides it; one over a
+    // directory above (here /sys/fs) hides everything below it.
+    let stacked = format!(
+        "{HYBRID_MOUNTINFO}\
+90 41 0:41 / /sys/fs/cgroup/unified rw - tmpfs x rw
+"
+    );
+    assert!(matches!(parse_layout(&stacked).unwrap(), Layout::V1 { .. }));
+    let above = format!(
+        "{HYBRID_MOUNTINFO}\
+91 23 0:42 / /sys/fs rw - tmpfs x rw
+92 91 0:29 / /sys/fs/cgroup2 rw - cgroup2 cgroup2 rw
+"
+    );
+    assert_eq!(
+        parse_layout(&above).unwrap(),
+        Layout::V2 {
+            unified: V2Mount {
+                mount_point: "/sys/fs/cgroup2".into(),
+                root: "/".into()
+            }
+        }
+    );
+    // Mounts side by side under one parent hide nothing of each other.
+    assert!(matches!(
+        parse_layout(HYBRID_MOUNTINFO).unwrap(),
+        Layout::Hybrid { ref hierarchies, .. } if hierarchies.len() == 9
+    ));
+}
+
 #[test]
 fn resolve_default_name_under_own_cgroup() {
     let cg =
