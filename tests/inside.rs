@@ -1403,13 +1403,7 @@ fn joined_user_namespace_owns_the_new_namespaces() {
     );
     assert_eq!(j["uid"], 0);
     assert_eq!(j["pid"], 1);
-    let fields: Vec<String> = action(&j, "reads", "/proc/self/uid_map")["content"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    assert_eq!(fields, ["0", "100000", "65536"]);
+    assert_id_map(&j, "/proc/self/uid_map", ["0", "100000", "65536"]);
     assert!(loopback_is_up(&j), "{j}");
     idmap_option_maps_host_root(&env, join);
     env.assert_state_empty();
@@ -1436,14 +1430,19 @@ fn user_namespace_maps_root() {
     // The namespace's root brings up lo in the network namespace it owns.
     assert!(loopback_is_up(&j), "{j}");
     for f in ["/proc/self/uid_map", "/proc/self/gid_map"] {
-        let r = action(&j, "reads", f);
-        let fields: Vec<&str> = r["content"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        assert_eq!(fields, ["0", "100000", "65536"], "{f}: {r}");
+        assert_id_map(&j, f, ["0", "100000", "65536"]);
     }
+}
+
+/// The probe read the id map `file` as one line of exactly these fields.
+fn assert_id_map(j: &Value, file: &str, want: [&str; 3]) {
+    let r = action(j, "reads", file);
+    let fields: Vec<&str> = r["content"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields, want, "{file}: {r}");
 }
 
 // ------------------------------------------------------------------ 9. seccomp

@@ -198,10 +198,12 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// One line of mountinfo, as far as cgroup discovery needs it.
-struct MountLine {
+struct MountLine<'a> {
     id: u64,
     parent: u64,
-    mount_point: String,
+    /// As mountinfo escapes it (`\040` for a space ...): compared only with
+    /// others escaped alike, unescaped for the cgroup mounts alone.
+    mount_point: &'a str,
     /// The cgroup mounted there, or None for any other filesystem.
     cgroup: Option<CgroupMount>,
 }
@@ -245,7 +247,7 @@ fn parse_mountinfo(text: &str) -> Result<Mounts> {
     Ok(Mounts { v1, v2 })
 }
 
-fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountLine>> {
+fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountLine<'_>>> {
     let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -270,7 +272,7 @@ fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountLine>> {
         let _source = post.next();
         let super_opts = post.next().unwrap_or("");
         let root = || unescape_mountinfo(pre[3]);
-        let mount_point = unescape_mountinfo(pre[4]);
+        let mount_point = pre[4];
         let cgroup = match fstype {
             "cgroup" => {
                 let mut controllers: Vec<String> = super_opts
@@ -281,14 +283,14 @@ fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountLine>> {
                 controllers.sort();
                 (!controllers.is_empty()).then(|| {
                     CgroupMount::V1(V1Mount {
-                        mount_point: PathBuf::from(&mount_point),
+                        mount_point: unescape_mountinfo(mount_point).into(),
                         root: root(),
                         controllers,
                     })
                 })
             }
             "cgroup2" => Some(CgroupMount::V2(V2Mount {
-                mount_point: PathBuf::from(&mount_point),
+                mount_point: unescape_mountinfo(mount_point).into(),
                 root: root(),
             })),
             _ => None,
@@ -327,7 +329,7 @@ fn is_hidden(lines: &[MountLine], i: usize) -> bool {
                 && n.id != on_way.id
                 && n.id != p
                 && (a.is_some_and(|a| n.mount_point == a.mount_point)
-                    || is_below(&on_way.mount_point, &n.mount_point))
+                    || is_below(on_way.mount_point, n.mount_point))
         });
         match a {
             _ if covered => return true,
@@ -1075,17 +1077,22 @@ impl Cgroup {
         Ok(out)
     }
 
+    /// Where `controller`'s files are: its v1 hierarchy, else cgroup2
+    /// (where they are missing when the controller is not enabled there).
+    fn files_of(&self, controller: &str) -> Option<Target<'_>> {
+        match (self.v1_with(controller), &self.v2) {
+            (Some(h), _) => Some(Target::V1(&h.dir)),
+            (None, Some(h)) => Some(Target::V2(&h.dir)),
+            (None, None) => None,
+        }
+    }
+
     fn freezer(&self) -> Result<Target<'_>> {
-        if let Some(h) = self.v1_with("freezer") {
-            Ok(Target::V1(&h.dir))
-        } else if let Some(h) = &self.v2 {
-            Ok(Target::V2(&h.dir))
-        } else {
-            Err(Error::ControllerMissing {
+        self.files_of("freezer")
+            .ok_or_else(|| Error::ControllerMissing {
                 controller: "freezer".into(),
                 reason: "no cgroup v1 hierarchy has it mounted and cgroup v2 is not mounted".into(),
             })
-        }
     }
 
     /// Freeze all processes; waits (bounded) until the kernel reports frozen,

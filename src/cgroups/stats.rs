@@ -219,22 +219,22 @@ impl Cgroup {
         if let Some(h) = self.v1_with("cpuset") {
             v1::cpuset_stats(&h.dir, &mut s.cpuset)?;
         }
-        match self.stats_dir("memory") {
+        match self.files_of("memory") {
             Some(Target::V1(d)) => v1::memory_stats(d, &mut s.memory)?,
             Some(Target::V2(d)) => v2::memory_stats(d, &mut s.memory)?,
             None => {}
         }
-        match self.stats_dir("pids") {
+        match self.files_of("pids") {
             Some(Target::V1(d)) => pids_stats(d, &mut s.pids)?,
             Some(Target::V2(d)) => v2::pids_stats(d, &mut s.pids)?,
             None => {}
         }
-        match self.stats_dir("blkio") {
+        match self.files_of("blkio") {
             Some(Target::V1(d)) => v1::blkio_stats(d, &mut s.blkio)?,
             Some(Target::V2(d)) => v2::io_stats(d, &mut s.blkio)?,
             None => {}
         }
-        match self.stats_dir("hugetlb") {
+        match self.files_of("hugetlb") {
             Some(Target::V1(d)) => v1::hugetlb_stats(d, sizes, &mut s.hugetlb)?,
             Some(Target::V2(d)) => v2::hugetlb_stats(d, sizes, &mut s.hugetlb)?,
             None => {}
@@ -242,22 +242,12 @@ impl Cgroup {
         Ok(s)
     }
 
-    /// Where `controller`'s statistics are read: its v1 hierarchy, else
-    /// cgroup2 (whose files are simply missing when it is not enabled).
-    fn stats_dir(&self, controller: &str) -> Option<Target<'_>> {
-        match (self.v1_with(controller), &self.v2) {
-            (Some(h), _) => Some(Target::V1(&h.dir)),
-            (None, Some(h)) => Some(Target::V2(&h.dir)),
-            (None, None) => None,
-        }
-    }
-
     /// How many processes of the container the OOM killer has killed so
     /// far: v1 `memory.oom_control`'s `oom_kill` (kernel >= 4.13), v2
     /// `memory.events`' `oom_kill`. None when the host does not show it.
     pub fn oom_kills(&self) -> Result<Option<u64>> {
         self.check()?;
-        match self.stats_dir("memory") {
+        match self.files_of("memory") {
             Some(Target::V1(d)) => keyed_value(&d.join("memory.oom_control"), "oom_kill"),
             Some(Target::V2(d)) => keyed_value(&d.join("memory.events"), "oom_kill"),
             None => Ok(None),

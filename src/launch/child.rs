@@ -200,8 +200,6 @@ fn recv_state(sync_fd: c_int, buf: &mut [u8]) -> CResult<usize> {
     sync::recv_payload(sync_fd, buf).map_err(fail(Step::Sync, b"state"))
 }
 
-/// Joining a pid namespace, or making a time namespace, only takes effect
-/// for children: fork once more and let the middle process exit.
 /// Make the namespaces `plan.unshare_child` names; a new network namespace
 /// gets its lo up.
 fn unshare_own(plan: &Plan) -> CResult<()> {
@@ -234,6 +232,8 @@ fn become_userns_root() -> CResult<()> {
     Ok(())
 }
 
+/// Joining a pid namespace, or making a time namespace, only takes effect
+/// for children: fork once more and let the middle process exit.
 fn second_fork(plan: &Plan, sync_fd: c_int) -> CResult<()> {
     if plan.unshare_in_middle != 0 {
         sys::unshare(plan.unshare_in_middle).map_err(fail(Step::Unshare, b"pid/time"))?;

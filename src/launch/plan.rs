@@ -4,6 +4,7 @@
 
 use super::error::{Error, Result};
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -461,26 +462,20 @@ fn mount_destination(m: &Mount) -> PathBuf {
     Path::new("/").join(m.destination())
 }
 
-/// The container's user namespace, as an `idmap` option alone maps with
-/// it: the maps of a new one, or one joined by path.
-#[derive(Clone, Copy)]
-enum ContainerUserns<'a> {
-    Maps(&'a Option<String>, &'a Option<String>),
-    Joined(BorrowedFd<'a>),
-}
-
-/// What an idmapped mount maps with.
+/// The user namespace an idmapped mount maps with: one made with these
+/// maps, or the container's, joined by path.
+#[derive(Clone)]
 enum IdSource<'a> {
-    Maps(String, String),
+    Maps(Cow<'a, str>, Cow<'a, str>),
     Userns(BorrowedFd<'a>),
 }
 
 /// The user namespace of an idmapped mount: its own `uidMappings` and
 /// `gidMappings`, or with runc's `idmap`/`ridmap` option alone the
-/// container's. None: not idmapped.
+/// container's (`container`: None when it has none). None: not idmapped.
 fn idmap_maps<'a>(
     m: &Mount,
-    container: ContainerUserns<'a>,
+    container: Option<&IdSource<'a>>,
 ) -> Result<Option<(IdSource<'a>, bool)>> {
     let opts = m.options().clone().unwrap_or_default();
     let recursive = opts.iter().any(|o| o == "ridmap");
@@ -488,18 +483,14 @@ fn idmap_maps<'a>(
     let own = (id_map(m.uid_mappings()), id_map(m.gid_mappings()));
     let target = m.destination();
     let source = match own {
-        (Some(u), Some(g)) => IdSource::Maps(u, g),
+        (Some(u), Some(g)) => IdSource::Maps(u.into(), g.into()),
         (None, None) if !asked => return Ok(None),
-        (None, None) => match container {
-            ContainerUserns::Maps(Some(u), Some(g)) => IdSource::Maps(u.clone(), g.clone()),
-            ContainerUserns::Joined(fd) => IdSource::Userns(fd),
-            ContainerUserns::Maps(..) => {
-                return Err(Error::Config(format!(
-                    "mount {target:?}: idmap without uidMappings/gidMappings needs the \
-                     container's user namespace mappings"
-                )))
-            }
-        },
+        (None, None) => container.cloned().ok_or_else(|| {
+            Error::Config(format!(
+                "mount {target:?}: idmap without uidMappings/gidMappings needs the \
+                 container's user namespace mappings"
+            ))
+        })?,
         _ => {
             return Err(Error::Config(format!(
                 "mount {target:?}: uidMappings and gidMappings go together"
@@ -513,7 +504,7 @@ fn build_mount(
     m: &Mount,
     bundle: &Path,
     cg: &(Vec<(String, String)>, bool),
-    container_userns: ContainerUserns,
+    container_userns: Option<&IdSource>,
 ) -> Result<MountOp> {
     if m.destination().as_os_str().is_empty() {
         return Err(Error::Config("a mount has an empty destination".into()));
@@ -1050,9 +1041,11 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     } else {
         (None, None)
     };
-    let container_userns = match join_ns.iter().find(|(_, f)| *f == libc::CLONE_NEWUSER) {
-        Some((fd, _)) => ContainerUserns::Joined(fd.as_fd()),
-        None => ContainerUserns::Maps(&uid_map, &gid_map),
+    let joined_userns = join_ns.iter().find(|(_, f)| *f == libc::CLONE_NEWUSER);
+    let container_userns = match (joined_userns, &uid_map, &gid_map) {
+        (Some((fd, _)), ..) => Some(IdSource::Userns(fd.as_fd())),
+        (None, Some(u), Some(g)) => Some(IdSource::Maps(u.into(), g.into())),
+        _ => None,
     };
     let mut mounts = Vec::new();
     let mut has_dev_mount = false;
@@ -1061,7 +1054,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
             if mount_destination(m) == Path::new("/dev") {
                 has_dev_mount = true;
             }
-            mounts.push(build_mount(m, opts.bundle, &cg, container_userns)?);
+            mounts.push(build_mount(m, opts.bundle, &cg, container_userns.as_ref())?);
         }
     }
     let dev_tmpfs = opts.kind == Kind::Init && !has_dev_mount && readonly_root;
