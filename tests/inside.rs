@@ -1391,19 +1391,12 @@ fn joined_user_namespace_owns_the_new_namespaces() {
             }
         }
     };
-    let (j, _) = probe_cfg(
-        &env,
-        &[
-            "--read",
-            "/proc/self/uid_map",
-            "--read",
-            "/proc/net/fib_trie",
-        ],
-        join,
-    );
+    let (j, _) = probe_cfg(&env, &USERNS_READS, join);
     assert_eq!(j["uid"], 0);
     assert_eq!(j["pid"], 1);
-    assert_id_map(&j, "/proc/self/uid_map", ["0", "100000", "65536"]);
+    for f in ["/proc/self/uid_map", "/proc/self/gid_map"] {
+        assert_id_map(&j, f, ["0", "100000", "65536"]);
+    }
     assert!(loopback_is_up(&j), "{j}");
     idmap_option_maps_host_root(&env, join);
     env.assert_state_empty();
@@ -1412,18 +1405,7 @@ fn joined_user_namespace_owns_the_new_namespaces() {
 #[test]
 fn user_namespace_maps_root() {
     let env = Env::new();
-    let (j, _) = probe_cfg(
-        &env,
-        &[
-            "--read",
-            "/proc/self/uid_map",
-            "--read",
-            "/proc/self/gid_map",
-            "--read",
-            "/proc/net/fib_trie",
-        ],
-        with_user_ns,
-    );
+    let (j, _) = probe_cfg(&env, &USERNS_READS, with_user_ns);
     assert_eq!(j["uid"], 0);
     assert_eq!(j["gid"], 0);
     assert_ne!(j["namespaces"]["user"], host_ns("user"));
@@ -1433,6 +1415,17 @@ fn user_namespace_maps_root() {
         assert_id_map(&j, f, ["0", "100000", "65536"]);
     }
 }
+
+/// What the user namespace tests read: the id maps, and the routes that
+/// show whether lo is up.
+const USERNS_READS: [&str; 6] = [
+    "--read",
+    "/proc/self/uid_map",
+    "--read",
+    "/proc/self/gid_map",
+    "--read",
+    "/proc/net/fib_trie",
+];
 
 /// The probe read the id map `file` as one line of exactly these fields.
 fn assert_id_map(j: &Value, file: &str, want: [&str; 3]) {
