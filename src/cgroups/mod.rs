@@ -476,9 +476,12 @@ pub struct HierarchyDir {
     pub mount: PathBuf,
     /// The container's cgroup directory.
     pub dir: PathBuf,
-    /// The topmost directory (an ancestor of, or equal to, `dir`) that did not
-    /// exist at resolve time; `destroy` removes up to and including it and
-    /// never anything above. None: `dir` already existed, nothing is removed.
+    /// The topmost directory (an ancestor of, or equal to, `dir`) that this
+    /// runtime made; `destroy` removes up to and including it and never
+    /// anything above. None: `dir` already existed, nothing is removed.
+    /// Until [`mkdirs`](Self::mkdirs) has run it is `dir` itself (nothing is
+    /// looked up in advance: mkdir tells), so a record saved before the
+    /// directories exist names at most the container's own cgroup.
     pub created_top: Option<PathBuf>,
 }
 
@@ -488,23 +491,16 @@ impl HierarchyDir {
         mount: &Path,
         base: &[String],
         comps: &[String],
-        exists: &dyn Fn(&Path) -> bool,
     ) -> HierarchyDir {
         // The base (mount root, or the process's own cgroup) exists.
         let mut dir = mount.to_path_buf();
         dir.extend(base);
-        let mut created_top = None;
-        for c in comps {
-            dir.push(c);
-            if created_top.is_none() && !exists(&dir) {
-                created_top = Some(dir.clone());
-            }
-        }
+        dir.extend(comps);
         HierarchyDir {
             controllers,
             mount: mount.to_path_buf(),
+            created_top: (!comps.is_empty()).then(|| dir.clone()),
             dir,
-            created_top,
         }
     }
 
@@ -550,55 +546,51 @@ impl HierarchyDir {
         Ok(())
     }
 
-    /// mkdir every missing component down to `dir`, from `created_top`:
-    /// the directories above it existed at resolve time (a nested host
-    /// cgroup costs no EEXIST mkdir and stat per level).
-    fn mkdirs(&self) -> Result<()> {
-        let start = self.created_top.as_deref().unwrap_or(&self.dir);
-        let from = start
-            .parent()
-            .filter(|p| p.starts_with(&self.mount))
-            .unwrap_or(&self.mount);
-        match self.mkdirs_from(from) {
-            // A parent that existed when the path was resolved can be gone
-            // now: another container's teardown removed the shared parent
-            // it had created. Create the whole path from the mount down.
-            Err(Error::Io { err, .. })
-                if err.kind() == io::ErrorKind::NotFound && from != self.mount =>
-            {
-                self.mkdirs_from(&self.mount)
-            }
-            r => r,
+    /// Check the recorded path, make the directory, then `init` it. A path
+    /// that fails the check records nothing made.
+    fn create(&mut self, init: impl FnOnce(&HierarchyDir) -> Result<()>) -> Result<()> {
+        if let Err(e) = self.check() {
+            self.created_top = None;
+            return Err(e);
         }
+        self.mkdirs()?;
+        init(self)
     }
 
-    /// Create each component of `dir` below `from`, which must exist.
-    fn mkdirs_from(&self, from: &Path) -> Result<()> {
-        let rel = self.dir.strip_prefix(from).unwrap_or(Path::new(""));
-        let mut p = from.to_path_buf();
-        for c in rel.components() {
-            p.push(c);
-            match fs::create_dir(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if !p.is_dir() {
-                        return Err(Error::Io {
-                            op: "create cgroup directory",
-                            path: p,
-                            err: io::Error::other("exists and is not a directory"),
-                        });
+    /// mkdir `dir` and whatever is missing above it, and record in
+    /// `created_top` the topmost directory made (None: `dir` existed). The
+    /// usual case, a new cgroup below one that exists, is one mkdir: no
+    /// lookup before it (a path walk through cgroupfs is not cheap, and
+    /// contends with other containers' mkdir and rmdir).
+    fn mkdirs(&mut self) -> Result<()> {
+        if self.created_top.is_none() {
+            // `dir` is the base itself: it exists.
+            return Ok(());
+        }
+        match mkdir(&self.dir) {
+            Ok(made) => {
+                if !made {
+                    self.created_top = None;
+                }
+                Ok(())
+            }
+            // A parent is missing: it never existed, or another
+            // container's teardown just removed the shared parent it had
+            // made. Create the path from the mount down.
+            Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+                self.created_top = None;
+                let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
+                let mut p = self.mount.clone();
+                for c in rel.components() {
+                    p.push(c);
+                    if mkdir(&p)? && self.created_top.is_none() {
+                        self.created_top = Some(p.clone());
                     }
                 }
-                Err(err) => {
-                    return Err(Error::Io {
-                        op: "create cgroup directory",
-                        path: p,
-                        err,
-                    })
-                }
+                Ok(())
             }
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     /// rmdir the sub-cgroups of `dir`, `dir` and its created ancestors.
@@ -648,6 +640,26 @@ impl HierarchyDir {
             p = d.parent();
         }
         Ok(())
+    }
+}
+
+/// mkdir one cgroup directory: true if made, false if it was there.
+fn mkdir(p: &Path) -> Result<bool> {
+    let io_err = |err| Error::Io {
+        op: "create cgroup directory",
+        path: p.to_path_buf(),
+        err,
+    };
+    match fs::create_dir(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if p.is_dir() {
+                Ok(false)
+            } else {
+                Err(io_err(io::Error::other("exists and is not a directory")))
+            }
+        }
+        Err(err) => Err(io_err(err)),
     }
 }
 
@@ -722,14 +734,13 @@ impl Cgroup {
     /// that cgroup's parent, as runc, see below); None means "mica-<id>".
     /// ".." components and systemd "slice:prefix:name" paths are rejected.
     ///
-    /// For each hierarchy the topmost directory that does not exist yet is
-    /// recorded; `destroy` removes nothing above it.
+    /// Nothing below the mounts is looked at: which directories this
+    /// runtime makes (and `destroy` removes) is settled by
+    /// [`create`](Self::create).
     pub fn resolve(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
         let mountinfo = read(Path::new(MOUNTINFO))?;
         let own = read(Path::new(PROC_SELF_CGROUP))?;
-        Self::resolve_from(&mountinfo, &own, cgroups_path, id, &|p: &Path| {
-            p.symlink_metadata().is_ok()
-        })
+        Self::resolve_from(&mountinfo, &own, cgroups_path, id)
     }
 
     /// `resolve` on given /proc/self/mountinfo and /proc/self/cgroup text.
@@ -738,7 +749,6 @@ impl Cgroup {
         proc_cgroup: &str,
         cgroups_path: Option<&str>,
         id: &str,
-        exists: &dyn Fn(&Path) -> bool,
     ) -> Result<Cgroup> {
         let (absolute, comps) = parse_cgroups_path(cgroups_path, id)?;
         let mounts = parse_mountinfo(mountinfo)?;
@@ -758,7 +768,6 @@ impl Cgroup {
                 &m.mount_point,
                 &base,
                 &comps,
-                exists,
             ));
         }
         let v2 = match &mounts.v2 {
@@ -778,13 +787,7 @@ impl Cgroup {
                     b.pop();
                     b
                 };
-                Some(HierarchyDir::new(
-                    Vec::new(),
-                    &m.mount_point,
-                    &base,
-                    &comps,
-                    exists,
-                ))
+                Some(HierarchyDir::new(Vec::new(), &m.mount_point, &base, &comps))
             }
         };
         Ok(Cgroup { v1, v2 })
@@ -804,31 +807,37 @@ impl Cgroup {
 
     /// mkdir the dirs in all hierarchies; v1 cpuset: fill cpuset.cpus/mems of
     /// new dirs from their parent; v2: enable controllers down the tree.
-    pub fn create(&self) -> Result<()> {
+    /// Records what was made (`created_top`); on an error, a hierarchy not
+    /// reached yet records nothing made.
+    pub fn create(&mut self) -> Result<()> {
         self.create_v2()?;
         self.create_v1()
     }
 
     /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
-    pub fn create_v2(&self) -> Result<()> {
-        if let Some(h) = &self.v2 {
-            h.check()?;
-            h.mkdirs()?;
-            v2::enable_controllers(h)?;
+    pub fn create_v2(&mut self) -> Result<()> {
+        match &mut self.v2 {
+            Some(h) => h.create(|h| v2::enable_controllers(h)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The v1 part of [`create`](Self::create) (what the process joins itself).
-    pub fn create_v1(&self) -> Result<()> {
-        self.v1.iter().try_for_each(HierarchyDir::check)?;
-        for h in &self.v1 {
-            h.mkdirs()?;
-            if h.has("cpuset") {
-                v1::init_cpuset(h)?;
+    pub fn create_v1(&mut self) -> Result<()> {
+        let mut made = Ok(());
+        for h in &mut self.v1 {
+            if made.is_err() {
+                h.created_top = None;
+                continue;
             }
+            made = h.create(|h| {
+                if h.has("cpuset") {
+                    v1::init_cpuset(h)?;
+                }
+                Ok(())
+            });
         }
-        Ok(())
+        made
     }
 
     /// Find where `controller` (v1 name; `v2_name` on cgroup2) is handled.

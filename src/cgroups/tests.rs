@@ -2,7 +2,6 @@
 //! created only below the test process's own cgroups.
 
 use super::*;
-use std::collections::HashSet;
 
 const HYBRID_MOUNTINFO: &str = "\
 24 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
@@ -55,10 +54,6 @@ const V1_PROC: &str = "\
 3:net_cls,net_prio:/docker/abc
 2:cpu,cpuacct:/docker/abc
 ";
-
-fn nothing_exists(_: &Path) -> bool {
-    false
-}
 
 fn v1<'a>(cg: &'a Cgroup, controller: &str) -> &'a HierarchyDir {
     cg.v1_with(controller).expect("hierarchy present")
@@ -170,8 +165,7 @@ fn hidden_mounts_are_skipped() {
 
 #[test]
 fn resolve_default_name_under_own_cgroup() {
-    let cg =
-        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1").unwrap();
     assert_eq!(cg.v1.len(), 9);
     let mem = v1(&cg, "memory");
     assert_eq!(
@@ -192,79 +186,47 @@ fn resolve_default_name_under_own_cgroup() {
         Some(Path::new("/sys/fs/cgroup/unified/mica-c1"))
     );
     // empty cgroupsPath is the same as none
-    let cg2 = Cgroup::resolve_from(
-        HYBRID_MOUNTINFO,
-        HYBRID_PROC,
-        Some(""),
-        "c1",
-        &nothing_exists,
-    )
-    .unwrap();
+    let cg2 = Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, Some(""), "c1").unwrap();
     assert_eq!(cg, cg2);
 }
 
 #[test]
-fn resolve_absolute_records_topmost_new_dir() {
-    let existing: HashSet<PathBuf> = [
-        "/sys/fs/cgroup/cpu/mica",
-        "/sys/fs/cgroup/unified/mica",
-        "/sys/fs/cgroup/unified/mica/c1",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .collect();
-    let exists = |p: &Path| existing.contains(p);
+fn resolve_absolute_path() {
     let cg = Cgroup::resolve_from(
         HYBRID_MOUNTINFO,
         HYBRID_PROC,
         Some("/mica//./c1"),
         "ignored",
-        &exists,
     )
     .unwrap();
     let cpu = v1(&cg, "cpu");
     assert_eq!(cpu.dir, PathBuf::from("/sys/fs/cgroup/cpu/mica/c1"));
-    assert_eq!(
-        cpu.created_top,
-        Some(PathBuf::from("/sys/fs/cgroup/cpu/mica/c1"))
-    );
     // absolute: not below the process's own memory cgroup
     let mem = v1(&cg, "memory");
     assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/mica/c1"));
-    assert_eq!(
-        mem.created_top,
-        Some(PathBuf::from("/sys/fs/cgroup/memory/mica"))
-    );
     let v2 = cg.v2.as_ref().unwrap();
     assert_eq!(v2.dir, PathBuf::from("/sys/fs/cgroup/unified/mica/c1"));
-    assert_eq!(v2.created_top, None);
+    // Until the directories are made, each claims only its own.
+    for h in cg.all() {
+        assert_eq!(h.created_top.as_ref(), Some(&h.dir));
+    }
 }
 
 #[test]
 fn resolve_relative_path() {
-    let cg = Cgroup::resolve_from(
-        HYBRID_MOUNTINFO,
-        HYBRID_PROC,
-        Some("group/c1"),
-        "x",
-        &nothing_exists,
-    )
-    .unwrap();
+    let cg = Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, Some("group/c1"), "x").unwrap();
     let mem = v1(&cg, "memory");
     assert_eq!(
         mem.dir,
         PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/group/c1")
     );
-    assert_eq!(
-        mem.created_top,
-        Some(PathBuf::from("/sys/fs/cgroup/memory/process_api/abc/group"))
-    );
+    assert_eq!(mem.created_top.as_ref(), Some(&mem.dir));
 }
 
 #[test]
 fn resolve_pure_v2() {
     let proc = "0::/user.slice/user-0.slice/session-1.scope\n";
-    let cg = Cgroup::resolve_from(V2_MOUNTINFO, proc, None, "c1", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(V2_MOUNTINFO, proc, None, "c1").unwrap();
     assert!(cg.v1.is_empty());
     // relative: below the parent of the own cgroup (which has processes)
     assert_eq!(
@@ -272,19 +234,17 @@ fn resolve_pure_v2() {
         Some(Path::new("/sys/fs/cgroup/user.slice/user-0.slice/mica-c1"))
     );
     // in the root cgroup: below the root
-    let cg =
-        Cgroup::resolve_from(V2_MOUNTINFO, "0::/\n", Some("a"), "c1", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(V2_MOUNTINFO, "0::/\n", Some("a"), "c1").unwrap();
     assert_eq!(cg.v2_dir(), Some(Path::new("/sys/fs/cgroup/a")));
-    let cg =
-        Cgroup::resolve_from(V2_MOUNTINFO, proc, Some("/mica/c1"), "c1", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(V2_MOUNTINFO, proc, Some("/mica/c1"), "c1").unwrap();
     let h = cg.v2.as_ref().unwrap();
     assert_eq!(h.dir, PathBuf::from("/sys/fs/cgroup/mica/c1"));
-    assert_eq!(h.created_top, Some(PathBuf::from("/sys/fs/cgroup/mica")));
+    assert_eq!(h.created_top.as_ref(), Some(&h.dir));
 }
 
 #[test]
 fn resolve_pure_v1_in_container_without_cgroupns() {
-    let cg = Cgroup::resolve_from(V1_MOUNTINFO, V1_PROC, None, "x", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(V1_MOUNTINFO, V1_PROC, None, "x").unwrap();
     assert!(cg.v2.is_none());
     assert!(cg.v2_dir().is_none());
     // mount root /docker/abc is stripped from the own cgroup path
@@ -306,9 +266,7 @@ fn resolve_pure_v1_in_container_without_cgroupns() {
 
 #[test]
 fn resolve_rejects_bad_paths() {
-    let r = |p: Option<&str>, id: &str| {
-        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, p, id, &nothing_exists)
-    };
+    let r = |p: Option<&str>, id: &str| Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, p, id);
     for bad in ["../x", "/a/../b", "a/..", "/", ".", "//"] {
         assert!(
             matches!(r(Some(bad), "x"), Err(Error::InvalidPath { .. })),
@@ -323,20 +281,12 @@ fn resolve_rejects_bad_paths() {
         assert!(r(None, bad_id).is_err(), "id {bad_id:?} accepted");
     }
     // a process outside its cgroup namespace cannot use relative paths
-    assert!(Cgroup::resolve_from(
-        V2_MOUNTINFO,
-        "0::/../../x\n",
-        Some("a"),
-        "x",
-        &nothing_exists
-    )
-    .is_err());
+    assert!(Cgroup::resolve_from(V2_MOUNTINFO, "0::/../../x\n", Some("a"), "x",).is_err());
 }
 
 #[test]
 fn state_roundtrip_and_tamper_checks() {
-    let cg =
-        Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1", &nothing_exists).unwrap();
+    let cg = Cgroup::resolve_from(HYBRID_MOUNTINFO, HYBRID_PROC, None, "c1").unwrap();
     let json = serde_json::to_string(&cg).unwrap();
     let back: Cgroup = serde_json::from_str(&json).unwrap();
     assert_eq!(cg, back);
@@ -378,21 +328,39 @@ fn small_helpers() {
 }
 
 #[test]
-fn mkdirs_recreates_a_shared_parent_removed_since_resolve() {
+fn mkdirs_records_the_topmost_dir_it_made() {
     // A plain directory stands in for the hierarchy: mkdirs only mkdirs.
     let mount = std::env::temp_dir().join(format!("mica-mkdirs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&mount);
     fs::create_dir_all(mount.join("shared")).unwrap();
-    let comps = ["shared".to_string(), "c1".to_string()];
-    let h = HierarchyDir::new(vec![], &mount, &[], &comps, &|p| p.exists());
-    assert_eq!(h.created_top, Some(mount.join("shared/c1")));
-    // Another container's teardown removes the parent it had created.
-    fs::remove_dir(mount.join("shared")).unwrap();
-    let made = h.mkdirs();
+    let comps = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let mut runs = Vec::new();
+    // The parent exists: one mkdir, the leaf is ours.
+    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["shared", "c1"]));
+    runs.push((
+        h.mkdirs().map(|()| h.created_top.clone()),
+        Some(mount.join("shared/c1")),
+    ));
+    // The leaf exists (another container's, or the one above): joined, not ours.
+    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["shared", "c1"]));
+    runs.push((h.mkdirs().map(|()| h.created_top.clone()), None));
+    // A parent is missing (never made, or another container's teardown
+    // removed the shared parent it had made): made from the mount down,
+    // the topmost one made is ours.
+    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["new", "a", "c1"]));
+    runs.push((
+        h.mkdirs().map(|()| h.created_top.clone()),
+        Some(mount.join("new")),
+    ));
     let is_dir = h.dir.is_dir();
+    // The base itself (no components): exists, nothing is made.
+    let mut h = HierarchyDir::new(vec![], &mount, &comps(&["shared"]), &[]);
+    runs.push((h.mkdirs().map(|()| h.created_top.clone()), None));
     fs::remove_dir_all(&mount).unwrap();
-    made.unwrap();
     assert!(is_dir);
+    for (i, (got, want)) in runs.into_iter().enumerate() {
+        assert_eq!(got.unwrap(), want, "case {i}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -755,6 +723,13 @@ mod root {
             }
         }
 
+        /// Create `cg`; the guard then removes what was made.
+        fn create(&mut self, cg: &mut Cgroup) {
+            let made = cg.create();
+            self.cg = cg.clone();
+            made.unwrap();
+        }
+
         fn spawn_sleep(&mut self) -> i32 {
             let child = Command::new("sleep")
                 .arg("30")
@@ -825,7 +800,7 @@ mod root {
         if skip() {
             return;
         }
-        let cg = Cgroup::resolve(Some(&unique("life")), "ignored").unwrap();
+        let mut cg = Cgroup::resolve(Some(&unique("life")), "ignored").unwrap();
         // Below our own cgroup in every hierarchy, and nothing exists yet.
         let own = parse_proc_cgroup(&fs::read_to_string(PROC_SELF_CGROUP).unwrap()).unwrap();
         for h in &cg.v1 {
@@ -834,15 +809,18 @@ mod root {
                 .join(own.v1_path(&h.controllers).trim_start_matches('/'))
                 .join(unique("life"));
             assert_eq!(h.dir, expect);
-            assert_eq!(h.created_top.as_ref(), Some(&h.dir));
         }
         let mut g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        g.create(&mut cg);
         for h in cg.all() {
             assert!(h.dir.is_dir(), "{} not created", h.dir.display());
+            assert_eq!(h.created_top.as_ref(), Some(&h.dir));
         }
-        // idempotent create
-        cg.create().unwrap();
+        // Another container naming the same cgroup joins it and owns none
+        // of it: its destroy would leave it.
+        let mut again = Cgroup::resolve(Some(&unique("life")), "ignored").unwrap();
+        again.create().unwrap();
+        assert!(again.all().all(|h| h.created_top.is_none()));
 
         let (mem_v1, mem) = ctl_dir(&cg, "memory");
         let with_swap = if mem_v1 {
@@ -958,9 +936,9 @@ mod root {
             return;
         }
         let path = format!("{}/a/b", unique("nest"));
-        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
         let mut g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        g.create(&mut cg);
         let p1 = g.spawn_sleep();
         let p2 = g.spawn_sleep();
         cg.add_process(p1).unwrap();
@@ -1001,11 +979,11 @@ mod root {
         };
         let pre = h.dir.parent().unwrap().to_path_buf();
         fs::create_dir(&pre).unwrap();
-        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
         let mut g = Guard::new(cg.clone());
         g.extra_dirs.push(pre.clone());
         assert_eq!(read_trim(&pre.join("cpuset.cpus")), "");
-        cg.create().unwrap();
+        g.create(&mut cg);
         let want = read_trim(&pre.parent().unwrap().join("cpuset.cpus"));
         assert!(!want.is_empty());
         assert_eq!(read_trim(&pre.join("cpuset.cpus")), want);
@@ -1028,16 +1006,16 @@ mod root {
         let first = probe.all().next().unwrap().clone();
         let pre = first.dir.parent().unwrap().to_path_buf();
         fs::create_dir(&pre).unwrap();
-        let cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
+        let mut cg = Cgroup::resolve(Some(&path), "ignored").unwrap();
         let mut g = Guard::new(cg.clone());
         g.extra_dirs.push(pre.clone());
+        g.create(&mut cg);
 
         let h0 = cg.all().next().unwrap();
         assert_eq!(h0.created_top.as_ref(), Some(&h0.dir));
         for h in cg.all().skip(1) {
             assert_eq!(h.created_top.as_deref(), h.dir.parent());
         }
-        cg.create().unwrap();
         let pid = g.spawn_sleep();
         cg.add_process(pid).unwrap();
         cg.destroy().unwrap();
@@ -1054,9 +1032,9 @@ mod root {
         if skip() {
             return;
         }
-        let cg = Cgroup::resolve(Some(&unique("errs")), "ignored").unwrap();
-        let _g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        let mut cg = Cgroup::resolve(Some(&unique("errs")), "ignored").unwrap();
+        let mut g = Guard::new(cg.clone());
+        g.create(&mut cg);
         match cg.apply(&resources(r#"{"cpu":{"cpus":"100000"}}"#)) {
             Err(Error::Write { path, value, .. }) => {
                 assert!(path.ends_with("cpuset.cpus"), "{}", path.display());
@@ -1102,9 +1080,9 @@ mod root {
             eprintln!("skipping: no 2MB huge pages");
             return;
         }
-        let cg = Cgroup::resolve(Some(&unique("huge")), "ignored").unwrap();
-        let _g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        let mut cg = Cgroup::resolve(Some(&unique("huge")), "ignored").unwrap();
+        let mut g = Guard::new(cg.clone());
+        g.create(&mut cg);
         let r = resources(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":8388608}]}"#);
         let file = if let Some(h) = cg.v1_with("hugetlb") {
             h.dir.join("hugetlb.2MB.limit_in_bytes")
@@ -1143,13 +1121,10 @@ mod root {
             return;
         }
         let proc = fs::read_to_string(PROC_SELF_CGROUP).unwrap();
-        let cg = Cgroup::resolve_from(&only_v2, &proc, Some(&unique("v2")), "x", &|p: &Path| {
-            p.exists()
-        })
-        .unwrap();
+        let mut cg = Cgroup::resolve_from(&only_v2, &proc, Some(&unique("v2")), "x").unwrap();
         assert!(cg.v1.is_empty());
         let mut g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        g.create(&mut cg);
         let dir = cg.v2_dir().unwrap().to_path_buf();
         assert!(dir.is_dir());
 
@@ -1250,19 +1225,16 @@ mod root {
             .map(|l| format!("{l}\n"))
             .collect();
         let proc = fs::read_to_string(PROC_SELF_CGROUP).unwrap();
-        let cg =
-            match Cgroup::resolve_from(&only_v1, &proc, Some(&unique("v1")), "x", &|p: &Path| {
-                p.exists()
-            }) {
-                Ok(cg) => cg,
-                Err(e) => {
-                    eprintln!("skipping: no cgroup v1 ({e})");
-                    return;
-                }
-            };
+        let mut cg = match Cgroup::resolve_from(&only_v1, &proc, Some(&unique("v1")), "x") {
+            Ok(cg) => cg,
+            Err(e) => {
+                eprintln!("skipping: no cgroup v1 ({e})");
+                return;
+            }
+        };
         assert!(cg.v2_dir().is_none());
         let mut g = Guard::new(cg.clone());
-        cg.create().unwrap();
+        g.create(&mut cg);
         let e = cg
             .apply(&resources(r#"{"unified":{"memory.high":"1"}}"#))
             .unwrap_err();

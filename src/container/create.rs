@@ -112,7 +112,7 @@ fn create_with(
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     // Where the cgroup will be (nothing is created yet).
-    let cg = Cgroup::resolve(cg_path.as_deref(), id)?;
+    let mut cg = Cgroup::resolve(cg_path.as_deref(), id)?;
     // The whole plan is checked before anything exists.
     let mut plan = plan::build(
         &spec,
@@ -167,18 +167,21 @@ fn create_with(
         oci_version: spec.version().clone(),
         no_new_keyring: opts.no_new_keyring,
     };
-    // Record before creating: the cgroup, then the process.
+    // Record before creating: the cgroup, then the process; again once the
+    // cgroup's directories are made (which of them this runtime made).
     st.cgroup = Some(cg.clone());
     if let Err(e) = plan.bind_own_cgroups(&cg) {
         undo(&dir, None, None);
         return Err(e.into());
     }
-    let steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
+    let mut steps = |st: &mut State, mut plan: plan::Plan| -> Result<launch::Spawned> {
         dir.save(st)?;
         trace::phase("state dir");
         // Only the cgroup2 dir before clone (clone3 joins it); the v1 dirs
         // are made while the child makes its namespaces.
-        cg.create_v2()?;
+        let made = cg.create_v2();
+        st.cgroup = Some(cg.clone());
+        made?;
         if !exec_now {
             let fifo = dir.fifo_path();
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -197,7 +200,9 @@ fn create_with(
             if early_pid {
                 dir.save(st)?;
             }
-            cg.create_v1()?;
+            let made = cg.create_v1();
+            st.cgroup = Some(cg.clone());
+            made?;
             if let Some(linux) = spec.linux() {
                 apply_resources(&cg, linux)?;
             }
