@@ -817,7 +817,7 @@ impl Cgroup {
     /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
     pub fn create_v2(&mut self) -> Result<()> {
         match &mut self.v2 {
-            Some(h) => h.create(|h| v2::enable_controllers(h)),
+            Some(h) => h.create(v2::enable_controllers),
             None => Ok(()),
         }
     }
