@@ -546,51 +546,56 @@ impl HierarchyDir {
         Ok(())
     }
 
-    /// Check the recorded path, make the directory, then `init` it. A path
-    /// that fails the check records nothing made.
-    fn create(&mut self, init: impl FnOnce(&HierarchyDir) -> Result<()>) -> Result<()> {
-        if let Err(e) = self.check() {
-            self.created_top = None;
-            return Err(e);
-        }
-        self.mkdirs()?;
-        init(self)
-    }
-
-    /// mkdir `dir` and whatever is missing above it, and record in
-    /// `created_top` the topmost directory made (None: `dir` existed). The
-    /// usual case, a new cgroup below one that exists, is one mkdir: no
-    /// lookup before it (a path walk through cgroupfs is not cheap, and
-    /// contends with other containers' mkdir and rmdir).
-    fn mkdirs(&mut self) -> Result<()> {
-        if self.created_top.is_none() {
-            // `dir` is the base itself: it exists.
-            return Ok(());
-        }
+    /// One mkdir of `dir`. No lookup before it: a path walk through cgroupfs
+    /// is not cheap, and contends with other containers' mkdir and rmdir.
+    fn mkdir_dir(&self) -> Result<Mkdir> {
         match mkdir(&self.dir) {
-            Ok(made) => {
-                if !made {
-                    self.created_top = None;
-                }
-                Ok(())
-            }
-            // A parent is missing: it never existed, or another
-            // container's teardown just removed the shared parent it had
-            // made. Create the path from the mount down.
+            Ok(true) => Ok(Mkdir::Made),
+            Ok(false) => Ok(Mkdir::Existed),
             Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
-                self.created_top = None;
-                let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
-                let mut p = self.mount.clone();
-                for c in rel.components() {
-                    p.push(c);
-                    if mkdir(&p)? && self.created_top.is_none() {
-                        self.created_top = Some(p.clone());
-                    }
-                }
-                Ok(())
+                Ok(Mkdir::ParentMissing)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The topmost directory on the way down to `dir` that does not exist.
+    fn first_missing(&self) -> Option<PathBuf> {
+        let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
+        let mut p = self.mount.clone();
+        for c in rel.components() {
+            p.push(c);
+            if p.symlink_metadata().is_err() {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// mkdir from `created_top` down to `dir`. False: the parent of
+    /// `created_top` is gone (another container's teardown removed the
+    /// shared parent it had made since it was looked up).
+    fn mkdirs_from_top(&self) -> Result<bool> {
+        let Some(top) = &self.created_top else {
+            return Ok(true);
+        };
+        let mut p = top.clone();
+        match mkdir(&p) {
+            Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok(false)
+            }
+            r => r?,
+        };
+        for c in self
+            .dir
+            .strip_prefix(top)
+            .unwrap_or(Path::new(""))
+            .components()
+        {
+            p.push(c);
+            mkdir(&p)?;
+        }
+        Ok(true)
     }
 
     /// rmdir the sub-cgroups of `dir`, `dir` and its created ancestors.
@@ -641,6 +646,13 @@ impl HierarchyDir {
         }
         Ok(())
     }
+}
+
+/// What one mkdir of a container's cgroup directory found.
+enum Mkdir {
+    Made,
+    Existed,
+    ParentMissing,
 }
 
 /// mkdir one cgroup directory: true if made, false if it was there.
@@ -718,6 +730,9 @@ pub struct Cgroup {
     /// The cgroup2 dir, if cgroup2 is mounted (pure v2 or hybrid).
     pub v2: Option<HierarchyDir>,
 }
+
+/// Saves a cgroup's record (see [`Cgroup::create`]).
+pub type Record<'a> = &'a mut dyn FnMut(&Cgroup) -> io::Result<()>;
 
 /// Where a controller's files are for this container.
 pub(super) enum Target<'a> {
@@ -807,37 +822,101 @@ impl Cgroup {
 
     /// mkdir the dirs in all hierarchies; v1 cpuset: fill cpuset.cpus/mems of
     /// new dirs from their parent; v2: enable controllers down the tree.
-    /// Records what was made (`created_top`); on an error, a hierarchy not
-    /// reached yet records nothing made.
-    pub fn create(&mut self) -> Result<()> {
-        self.create_v2()?;
-        self.create_v1()
+    /// Records in each hierarchy what was made (`created_top`); on an error,
+    /// a hierarchy not reached yet records nothing made. `record` is told
+    /// the cgroup before any directory its record does not name is made, and
+    /// when the container's directory turns out to exist already (then it is
+    /// joined, not ours): the caller saves it, so that whatever a crash leaves
+    /// is what the saved record names. The usual case, a new directory below
+    /// one that exists, is the record made before `create`: no call.
+    pub fn create(&mut self, record: Record) -> Result<()> {
+        self.create_v2(&mut *record)?;
+        self.create_v1(record)
     }
 
     /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
-    pub fn create_v2(&mut self) -> Result<()> {
-        match &mut self.v2 {
-            Some(h) => h.create(v2::enable_controllers),
-            None => Ok(()),
+    pub fn create_v2(&mut self, record: Record) -> Result<()> {
+        if self.v2.is_none() {
+            return Ok(());
         }
+        self.make(None, record)?;
+        v2::enable_controllers(self.slot(None))
     }
 
     /// The v1 part of [`create`](Self::create) (what the process joins itself).
-    pub fn create_v1(&mut self) -> Result<()> {
-        let mut made = Ok(());
-        for h in &mut self.v1 {
-            if made.is_err() {
-                h.created_top = None;
-                continue;
-            }
-            made = h.create(|h| {
+    pub fn create_v1(&mut self, record: Record) -> Result<()> {
+        for i in 0..self.v1.len() {
+            let made = self.make(Some(i), &mut *record).and_then(|()| {
+                let h = self.slot(Some(i));
                 if h.has("cpuset") {
                     v1::init_cpuset(h)?;
                 }
                 Ok(())
             });
+            if made.is_err() {
+                for h in &mut self.v1[i + 1..] {
+                    h.created_top = None;
+                }
+                return made;
+            }
         }
-        made
+        Ok(())
+    }
+
+    /// The v1 hierarchy `Some(i)`, or cgroup2 (`None`).
+    fn slot(&mut self, at: Option<usize>) -> &mut HierarchyDir {
+        match at {
+            Some(i) => &mut self.v1[i],
+            None => self.v2.as_mut().expect("cgroup2 is mounted"),
+        }
+    }
+
+    /// Make one hierarchy's directory (see [`create`](Self::create)).
+    fn make(&mut self, at: Option<usize>, record: Record) -> Result<()> {
+        let h = self.slot(at);
+        if let Err(e) = h.check() {
+            h.created_top = None;
+            return Err(e);
+        }
+        if h.created_top.is_none() {
+            // `dir` is the base itself (the runtime's own cgroup): it exists.
+            return Ok(());
+        }
+        // A few rounds: a shared parent can vanish between lookup and mkdir.
+        for _ in 0..8 {
+            let h = self.slot(at);
+            match h.mkdir_dir()? {
+                Mkdir::Made => return Ok(()),
+                Mkdir::Existed => {
+                    h.created_top = None;
+                    return self.record(at, &mut *record);
+                }
+                Mkdir::ParentMissing => {
+                    let Some(top) = h.first_missing() else {
+                        continue;
+                    };
+                    h.created_top = Some(top);
+                    self.record(at, &mut *record)?;
+                    if self.slot(at).mkdirs_from_top()? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let h = self.slot(at);
+        Err(Error::Io {
+            op: "create cgroup directory",
+            path: h.dir.clone(),
+            err: io::Error::other("its parent directories keep disappearing"),
+        })
+    }
+
+    fn record(&mut self, at: Option<usize>, record: Record) -> Result<()> {
+        record(self).map_err(|err| Error::Io {
+            op: "record the cgroup before creating",
+            path: self.slot(at).dir.clone(),
+            err,
+        })
     }
 
     /// Find where `controller` (v1 name; `v2_name` on cgroup2) is handled.

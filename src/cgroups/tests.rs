@@ -328,38 +328,67 @@ fn small_helpers() {
 }
 
 #[test]
-fn mkdirs_records_the_topmost_dir_it_made() {
-    // A plain directory stands in for the hierarchy: mkdirs only mkdirs.
+fn create_records_what_it_makes_before_making_it() {
+    // A plain directory stands in for the hierarchy: creating only mkdirs.
     let mount = std::env::temp_dir().join(format!("mica-mkdirs-{}", std::process::id()));
     let _ = fs::remove_dir_all(&mount);
     fs::create_dir_all(mount.join("shared")).unwrap();
     let comps = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    // The final created_top, and each record asked for: its created_top and
+    // whether that directory existed when the record was saved.
+    type Seen = Vec<(Option<PathBuf>, bool)>;
+    let create = |base: &[&str], c: &[&str], fail: bool| -> (Result<Option<PathBuf>>, Seen) {
+        let mut cg = Cgroup {
+            v1: vec![HierarchyDir::new(vec![], &mount, &comps(base), &comps(c))],
+            v2: None,
+        };
+        let mut seen = Seen::new();
+        let made = cg.create_v1(&mut |cg| {
+            let top = cg.v1[0].created_top.clone();
+            seen.push((top.clone(), top.is_some_and(|t| t.exists())));
+            if fail {
+                return Err(io::Error::other("disk full"));
+            }
+            Ok(())
+        });
+        (made.map(|()| cg.v1[0].created_top.clone()), seen)
+    };
     let mut runs = Vec::new();
-    // The parent exists: one mkdir, the leaf is ours.
-    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["shared", "c1"]));
+    // The parent exists: one mkdir, the leaf is ours, the record made
+    // before (naming the leaf) stands.
     runs.push((
-        h.mkdirs().map(|()| h.created_top.clone()),
+        create(&[], &["shared", "c1"], false),
         Some(mount.join("shared/c1")),
+        vec![],
     ));
-    // The leaf exists (another container's, or the one above): joined, not ours.
-    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["shared", "c1"]));
-    runs.push((h.mkdirs().map(|()| h.created_top.clone()), None));
-    // A parent is missing (never made, or another container's teardown
-    // removed the shared parent it had made): made from the mount down,
-    // the topmost one made is ours.
-    let mut h = HierarchyDir::new(vec![], &mount, &[], &comps(&["new", "a", "c1"]));
+    // The leaf exists (another container's): joined, not ours, recorded so.
     runs.push((
-        h.mkdirs().map(|()| h.created_top.clone()),
-        Some(mount.join("new")),
+        create(&[], &["shared", "c1"], false),
+        None,
+        vec![(None, false)],
     ));
-    let is_dir = h.dir.is_dir();
-    // The base itself (no components): exists, nothing is made.
-    let mut h = HierarchyDir::new(vec![], &mount, &comps(&["shared"]), &[]);
-    runs.push((h.mkdirs().map(|()| h.created_top.clone()), None));
+    // Parents missing (never made, or another container's teardown removed
+    // the shared parent it had made): the topmost missing one is recorded
+    // before anything is made, then made from there down.
+    let new = mount.join("new");
+    runs.push((
+        create(&[], &["new", "a", "c1"], false),
+        Some(new.clone()),
+        vec![(Some(new), false)],
+    ));
+    let made_down = mount.join("new/a/c1").is_dir();
+    // A record that cannot be saved: nothing is made.
+    let other = mount.join("other");
+    let (r, seen) = create(&[], &["other", "c1"], true);
+    let refused = r.is_err() && seen == vec![(Some(other.clone()), false)] && !other.exists();
+    // The base itself (no components): it exists, nothing is made.
+    runs.push((create(&["shared"], &[], false), None, vec![]));
     fs::remove_dir_all(&mount).unwrap();
-    assert!(is_dir);
-    for (i, (got, want)) in runs.into_iter().enumerate() {
+    assert!(made_down);
+    assert!(refused);
+    for (i, ((got, seen), want, want_seen)) in runs.into_iter().enumerate() {
         assert_eq!(got.unwrap(), want, "case {i}");
+        assert_eq!(seen, want_seen, "case {i}");
     }
 }
 
@@ -725,7 +754,7 @@ mod root {
 
         /// Create `cg`; the guard then removes what was made.
         fn create(&mut self, cg: &mut Cgroup) {
-            let made = cg.create();
+            let made = cg.create(&mut |_| Ok(()));
             self.cg = cg.clone();
             made.unwrap();
         }
@@ -819,7 +848,7 @@ mod root {
         // Another container naming the same cgroup joins it and owns none
         // of it: its destroy would leave it.
         let mut again = Cgroup::resolve(Some(&unique("life")), "ignored").unwrap();
-        again.create().unwrap();
+        again.create(&mut |_| Ok(())).unwrap();
         assert!(again.all().all(|h| h.created_top.is_none()));
 
         let (mem_v1, mem) = ctl_dir(&cg, "memory");

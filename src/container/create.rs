@@ -179,7 +179,7 @@ fn create_with(
         trace::phase("state dir");
         // Only the cgroup2 dir before clone (clone3 joins it); the v1 dirs
         // are made while the child makes its namespaces.
-        let made = cg.create_v2();
+        let made = cg.create_v2(&mut |c| record_cgroup(&dir, st, c));
         st.cgroup = Some(cg.clone());
         made?;
         if !exec_now {
@@ -200,7 +200,7 @@ fn create_with(
             if early_pid {
                 dir.save(st)?;
             }
-            let made = cg.create_v1();
+            let made = cg.create_v1(&mut |c| record_cgroup(&dir, st, c));
             st.cgroup = Some(cg.clone());
             made?;
             if let Some(linux) = spec.linux() {
@@ -260,6 +260,14 @@ fn create_with(
             Err(e)
         }
     }
+}
+
+/// Save the state with the cgroup's record as it is now (before a directory
+/// it did not name yet is made).
+fn record_cgroup(dir: &Dir, st: &mut State, cg: &Cgroup) -> std::io::Result<()> {
+    st.cgroup = Some(cg.clone());
+    dir.save(st)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Write `linux.resources` into the container's cgroup.
