@@ -1153,6 +1153,24 @@ fn relative_cgroups_path_nested() {
     for d in &dirs {
         assert_eq!(pids_in(d), vec![pid], "{}", d.display());
     }
+    // The state names, in every hierarchy, the topmost directory mica made
+    // (what a `delete` after a crash removes): the missing parent, not just
+    // the container's own directory.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&c.id).join("state.json")).unwrap())
+            .unwrap();
+    let cg = &state["cgroup"];
+    let mut recorded: Vec<PathBuf> = cg["v1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(cg["v2"].as_object().map(|_| &cg["v2"]))
+        .map(|h| PathBuf::from(h["created_top"].as_str().unwrap()))
+        .collect();
+    let mut want = h.dirs(&top);
+    recorded.sort();
+    want.sort();
+    assert_eq!(recorded, want);
     let (At::V1(d) | At::V2(d)) = h.need("pids", "pids", &rel);
     assert_eq!(value(d.join("pids.max")), "7");
     // Without a cgroup namespace the probe sees the full paths.
