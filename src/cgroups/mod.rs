@@ -479,10 +479,17 @@ pub struct HierarchyDir {
     /// The topmost directory (an ancestor of, or equal to, `dir`) that this
     /// runtime made; `destroy` removes up to and including it and never
     /// anything above. None: `dir` already existed, nothing is removed.
-    /// Until [`mkdirs`](Self::mkdirs) has run it is `dir` itself (nothing is
-    /// looked up in advance: mkdir tells), so a record saved before the
-    /// directories exist names at most the container's own cgroup.
+    /// Until [`Cgroup::create`] has been through it, it is `dir` itself
+    /// (nothing is looked up in advance: mkdir tells), so a record saved
+    /// before the directories exist names at most the container's own
+    /// cgroup. (A crash right after a mkdir found that directory existing,
+    /// before the record saying so is saved, leaves it named: a `delete`
+    /// then removes it, as runc's always does.)
     pub created_top: Option<PathBuf>,
+    /// `created_top` says what was made (not a guess): `create` has been
+    /// through this hierarchy.
+    #[serde(skip)]
+    settled: bool,
 }
 
 impl HierarchyDir {
@@ -499,8 +506,9 @@ impl HierarchyDir {
         HierarchyDir {
             controllers,
             mount: mount.to_path_buf(),
-            created_top: (!comps.is_empty()).then(|| dir.clone()),
+            created_top: Some(dir.clone()),
             dir,
+            settled: false,
         }
     }
 
@@ -560,32 +568,40 @@ impl HierarchyDir {
     }
 
     /// The topmost directory on the way down to `dir` that does not exist.
-    fn first_missing(&self) -> Option<PathBuf> {
+    fn first_missing(&self) -> Result<Option<PathBuf>> {
         let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
         let mut p = self.mount.clone();
         for c in rel.components() {
             p.push(c);
-            if p.symlink_metadata().is_err() {
-                return Some(p);
+            match p.symlink_metadata() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(p)),
+                Err(err) => {
+                    return Err(Error::Io {
+                        op: "look up cgroup directory",
+                        path: p,
+                        err,
+                    })
+                }
             }
         }
-        None
+        Ok(None)
     }
 
-    /// mkdir from `created_top` down to `dir`. False: the parent of
-    /// `created_top` is gone (another container's teardown removed the
-    /// shared parent it had made since it was looked up).
-    fn mkdirs_from_top(&self) -> Result<bool> {
-        let Some(top) = &self.created_top else {
-            return Ok(true);
-        };
-        let mut p = top.clone();
-        match mkdir(&p) {
-            Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
-                return Ok(false)
-            }
-            r => r?,
-        };
+    /// mkdir `top` (just recorded), then each directory down to `dir`.
+    /// False: look again — `top` exists by now (another container made it),
+    /// or a directory above one to make vanished (another container's
+    /// teardown removed the shared parent it had made).
+    fn mkdirs_from(&self, top: &Path) -> Result<bool> {
+        let gone =
+            |e: &Error| matches!(e, Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound);
+        match mkdir(top) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if gone(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let mut p = top.to_path_buf();
         for c in self
             .dir
             .strip_prefix(top)
@@ -593,7 +609,11 @@ impl HierarchyDir {
             .components()
         {
             p.push(c);
-            mkdir(&p)?;
+            match mkdir(&p) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
         Ok(true)
     }
@@ -830,8 +850,13 @@ impl Cgroup {
     /// is what the saved record names. The usual case, a new directory below
     /// one that exists, is the record made before `create`: no call.
     pub fn create(&mut self, record: Record) -> Result<()> {
-        self.create_v2(&mut *record)?;
-        self.create_v1(record)
+        let made = self
+            .create_v2(&mut *record)
+            .and_then(|()| self.create_v1(record));
+        if made.is_err() {
+            self.forget_unsettled();
+        }
+        made
     }
 
     /// The cgroup2 part of [`create`](Self::create) (what clone3 joins).
@@ -854,9 +879,7 @@ impl Cgroup {
                 Ok(())
             });
             if made.is_err() {
-                for h in &mut self.v1[i + 1..] {
-                    h.created_top = None;
-                }
+                self.forget_unsettled();
                 return made;
             }
         }
@@ -871,49 +894,81 @@ impl Cgroup {
         }
     }
 
-    /// Make one hierarchy's directory (see [`create`](Self::create)).
+    /// Make one hierarchy's directory (see [`create`](Self::create)); its
+    /// `created_top` then says what was made.
     fn make(&mut self, at: Option<usize>, record: Record) -> Result<()> {
+        let made = self.make_dir(at, record);
+        self.slot(at).settled = true;
+        made
+    }
+
+    fn make_dir(&mut self, at: Option<usize>, record: Record) -> Result<()> {
         let h = self.slot(at);
         if let Err(e) = h.check() {
             h.created_top = None;
             return Err(e);
         }
-        if h.created_top.is_none() {
-            // `dir` is the base itself (the runtime's own cgroup): it exists.
-            return Ok(());
-        }
-        // A few rounds: a shared parent can vanish between lookup and mkdir.
-        for _ in 0..8 {
+        // A few rounds: a shared parent can vanish, or appear, between a
+        // lookup and a mkdir (other containers' creation and teardown).
+        for round in 0..8 {
             let h = self.slot(at);
-            match h.mkdir_dir()? {
-                Mkdir::Made => return Ok(()),
+            let found = match h.mkdir_dir() {
+                Ok(f) => f,
+                Err(e) => {
+                    if round == 0 {
+                        h.created_top = None;
+                    }
+                    return Err(e);
+                }
+            };
+            match found {
+                // The record saved before `create` names just this.
+                Mkdir::Made if round == 0 => return Ok(()),
+                // The parents are another container's by now.
+                Mkdir::Made => {
+                    h.created_top = Some(h.dir.clone());
+                    return self.record(at, &mut *record);
+                }
                 Mkdir::Existed => {
                     h.created_top = None;
                     return self.record(at, &mut *record);
                 }
                 Mkdir::ParentMissing => {
-                    let Some(top) = h.first_missing() else {
+                    let Some(top) = h.first_missing()? else {
                         continue;
                     };
-                    h.created_top = Some(top);
-                    self.record(at, &mut *record)?;
-                    if self.slot(at).mkdirs_from_top()? {
+                    let before = h.created_top.replace(top.clone());
+                    if let Err(e) = self.record(at, &mut *record) {
+                        // Nothing more was made.
+                        self.slot(at).created_top = if round == 0 { None } else { before };
+                        return Err(e);
+                    }
+                    if self.slot(at).mkdirs_from(&top)? {
                         return Ok(());
                     }
                 }
             }
         }
-        let h = self.slot(at);
         Err(Error::Io {
             op: "create cgroup directory",
-            path: h.dir.clone(),
-            err: io::Error::other("its parent directories keep disappearing"),
+            path: self.slot(at).dir.clone(),
+            err: io::Error::other("its parent directories keep appearing and disappearing"),
         })
+    }
+
+    /// Hierarchies `create` has not been through record nothing made (a
+    /// failed create undoes exactly what it did).
+    pub fn forget_unsettled(&mut self) {
+        for h in self.v1.iter_mut().chain(self.v2.iter_mut()) {
+            if !h.settled {
+                h.created_top = None;
+            }
+        }
     }
 
     fn record(&mut self, at: Option<usize>, record: Record) -> Result<()> {
         record(self).map_err(|err| Error::Io {
-            op: "record the cgroup before creating",
+            op: "record in the state the cgroup directory",
             path: self.slot(at).dir.clone(),
             err,
         })

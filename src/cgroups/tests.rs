@@ -327,69 +327,157 @@ fn small_helpers() {
     assert_eq!(rdma_lines(&rdma), ["mlx5_1 hca_handle=3 hca_object=10000"]);
 }
 
+/// A plain directory standing in for a hierarchy (creating only mkdirs),
+/// removed on drop.
+struct FakeHierarchy(PathBuf);
+
+impl FakeHierarchy {
+    fn new(name: &str) -> FakeHierarchy {
+        let mount = std::env::temp_dir().join(format!("mica-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&mount);
+        fs::create_dir_all(mount.join("shared")).unwrap();
+        FakeHierarchy(mount)
+    }
+
+    /// A one-hierarchy cgroup at `comps` below the mount.
+    fn cgroup(&self, comps: &[&str]) -> Cgroup {
+        let comps: Vec<String> = comps.iter().map(|c| c.to_string()).collect();
+        Cgroup {
+            v1: vec![HierarchyDir::new(vec![], &self.0, &[], &comps)],
+            v2: None,
+        }
+    }
+}
+
+impl Drop for FakeHierarchy {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Each record saved while creating: its created_top, and whether that
+/// directory existed when the record was saved.
+type Seen = Vec<(Option<PathBuf>, bool)>;
+
+/// Create `cg`'s v1 part; `hook` runs at each record (as another container
+/// would, between a lookup and a mkdir) and may refuse it.
+fn create_seen(
+    cg: &mut Cgroup,
+    mut hook: impl FnMut(usize) -> io::Result<()>,
+) -> (Result<()>, Seen) {
+    let mut seen = Seen::new();
+    let made = cg.create_v1(&mut |cg| {
+        let top = cg.v1[0].created_top.clone();
+        seen.push((top.clone(), top.is_some_and(|t| t.exists())));
+        hook(seen.len())
+    });
+    (made, seen)
+}
+
 #[test]
 fn create_records_what_it_makes_before_making_it() {
-    // A plain directory stands in for the hierarchy: creating only mkdirs.
-    let mount = std::env::temp_dir().join(format!("mica-mkdirs-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&mount);
-    fs::create_dir_all(mount.join("shared")).unwrap();
-    let comps = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-    // The final created_top, and each record asked for: its created_top and
-    // whether that directory existed when the record was saved.
-    type Seen = Vec<(Option<PathBuf>, bool)>;
-    let create = |base: &[&str], c: &[&str], fail: bool| -> (Result<Option<PathBuf>>, Seen) {
-        let mut cg = Cgroup {
-            v1: vec![HierarchyDir::new(vec![], &mount, &comps(base), &comps(c))],
-            v2: None,
-        };
-        let mut seen = Seen::new();
-        let made = cg.create_v1(&mut |cg| {
-            let top = cg.v1[0].created_top.clone();
-            seen.push((top.clone(), top.is_some_and(|t| t.exists())));
-            if fail {
-                return Err(io::Error::other("disk full"));
-            }
-            Ok(())
-        });
-        (made.map(|()| cg.v1[0].created_top.clone()), seen)
-    };
-    let mut runs = Vec::new();
+    let h = FakeHierarchy::new("mkdirs");
+    let m = &h.0;
+    let ok = |_| Ok(());
     // The parent exists: one mkdir, the leaf is ours, the record made
-    // before (naming the leaf) stands.
-    runs.push((
-        create(&[], &["shared", "c1"], false),
-        Some(mount.join("shared/c1")),
-        vec![],
-    ));
+    // before `create` (naming the leaf) stands.
+    let mut cg = h.cgroup(&["shared", "c1"]);
+    let (r, seen) = create_seen(&mut cg, ok);
+    r.unwrap();
+    assert_eq!(cg.v1[0].created_top, Some(m.join("shared/c1")));
+    assert_eq!(seen, vec![]);
     // The leaf exists (another container's): joined, not ours, recorded so.
-    runs.push((
-        create(&[], &["shared", "c1"], false),
-        None,
-        vec![(None, false)],
-    ));
-    // Parents missing (never made, or another container's teardown removed
-    // the shared parent it had made): the topmost missing one is recorded
-    // before anything is made, then made from there down.
-    let new = mount.join("new");
-    runs.push((
-        create(&[], &["new", "a", "c1"], false),
-        Some(new.clone()),
-        vec![(Some(new), false)],
-    ));
-    let made_down = mount.join("new/a/c1").is_dir();
-    // A record that cannot be saved: nothing is made.
-    let other = mount.join("other");
-    let (r, seen) = create(&[], &["other", "c1"], true);
-    let refused = r.is_err() && seen == vec![(Some(other.clone()), false)] && !other.exists();
-    // The base itself (no components): it exists, nothing is made.
-    runs.push((create(&["shared"], &[], false), None, vec![]));
-    fs::remove_dir_all(&mount).unwrap();
-    assert!(made_down);
-    assert!(refused);
-    for (i, ((got, seen), want, want_seen)) in runs.into_iter().enumerate() {
-        assert_eq!(got.unwrap(), want, "case {i}");
-        assert_eq!(seen, want_seen, "case {i}");
-    }
+    let mut cg = h.cgroup(&["shared", "c1"]);
+    let (r, seen) = create_seen(&mut cg, ok);
+    r.unwrap();
+    assert_eq!(cg.v1[0].created_top, None);
+    assert_eq!(seen, vec![(None, false)]);
+    // Parents missing: the topmost missing one is recorded before anything
+    // is made, then made from there down.
+    let mut cg = h.cgroup(&["new", "a", "c1"]);
+    let (r, seen) = create_seen(&mut cg, ok);
+    r.unwrap();
+    assert_eq!(cg.v1[0].created_top, Some(m.join("new")));
+    assert_eq!(seen, vec![(Some(m.join("new")), false)]);
+    assert!(m.join("new/a/c1").is_dir());
+    // A record that cannot be saved: nothing is made, nothing claimed.
+    let mut cg = h.cgroup(&["other", "c1"]);
+    let (r, seen) = create_seen(&mut cg, |_| Err(io::Error::other("disk full")));
+    assert!(r.is_err());
+    assert_eq!(seen, vec![(Some(m.join("other")), false)]);
+    assert!(!m.join("other").exists());
+    assert_eq!(cg.v1[0].created_top, None);
+}
+
+#[test]
+fn create_looks_again_when_other_containers_race() {
+    let h = FakeHierarchy::new("race");
+    let m = &h.0;
+    // Another container makes the parent between our lookup and our mkdir:
+    // it is theirs; only what we then make is ours.
+    let mut cg = h.cgroup(&["p", "q", "c1"]);
+    let (r, seen) = create_seen(&mut cg, |n| {
+        if n == 1 {
+            fs::create_dir(m.join("p"))?;
+        }
+        Ok(())
+    });
+    r.unwrap();
+    assert_eq!(cg.v1[0].created_top, Some(m.join("p/q")));
+    assert_eq!(
+        seen,
+        vec![(Some(m.join("p")), false), (Some(m.join("p/q")), false)]
+    );
+    // Another container's teardown removes the shared parent between our
+    // lookup and our mkdir: looked up again, made, ours.
+    let mut cg = h.cgroup(&["shared", "x", "c1"]);
+    let (r, seen) = create_seen(&mut cg, |n| {
+        if n == 1 {
+            fs::remove_dir(m.join("shared"))?;
+        }
+        Ok(())
+    });
+    r.unwrap();
+    assert_eq!(cg.v1[0].created_top, Some(m.join("shared")));
+    assert_eq!(
+        seen,
+        vec![
+            (Some(m.join("shared/x")), false),
+            (Some(m.join("shared")), false)
+        ]
+    );
+    assert!(m.join("shared/x/c1").is_dir());
+}
+
+#[test]
+fn a_failed_create_claims_only_what_it_made() {
+    let h = FakeHierarchy::new("undo");
+    let comps = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let dir = |c: &[&str]| HierarchyDir::new(vec![], &h.0, &[], &comps(c));
+    // The second hierarchy's record is refused: the first made its dir and
+    // says so, the second and third made nothing.
+    let mut cg = Cgroup {
+        v1: vec![
+            dir(&["shared", "a"]),
+            dir(&["gone", "b"]),
+            dir(&["shared", "c"]),
+        ],
+        v2: None,
+    };
+    assert!(cg
+        .create_v1(&mut |_| Err(io::Error::other("disk full")))
+        .is_err());
+    let tops: Vec<_> = cg.v1.iter().map(|h| h.created_top.clone()).collect();
+    assert_eq!(tops, vec![Some(h.0.join("shared/a")), None, None]);
+    // Never created (a failure before `create`): nothing claimed, though
+    // the record for a crash names the container's own dirs.
+    let mut cg = Cgroup {
+        v1: vec![dir(&["shared", "d"])],
+        v2: None,
+    };
+    assert!(cg.v1[0].created_top.is_some());
+    cg.forget_unsettled();
+    assert_eq!(cg.v1[0].created_top, None);
 }
 
 // ---------------------------------------------------------------------------
@@ -421,6 +509,7 @@ impl FakeCgroupFs {
             mount,
             dir,
             created_top: None,
+            settled: true,
         }
     }
 }

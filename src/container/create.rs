@@ -256,6 +256,10 @@ fn create_with(
             spec,
         }),
         Err(e) => {
+            // Undo exactly what was made: a hierarchy not reached yet
+            // made nothing, whatever the record saved for a crash says.
+            cg.forget_unsettled();
+            st.cgroup = Some(cg);
             undo(&dir, Some(&st), None);
             Err(e)
         }
