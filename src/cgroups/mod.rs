@@ -554,19 +554,6 @@ impl HierarchyDir {
         Ok(())
     }
 
-    /// One mkdir of `dir`. No lookup before it: a path walk through cgroupfs
-    /// is not cheap, and contends with other containers' mkdir and rmdir.
-    fn mkdir_dir(&self) -> Result<Mkdir> {
-        match mkdir(&self.dir) {
-            Ok(true) => Ok(Mkdir::Made),
-            Ok(false) => Ok(Mkdir::Existed),
-            Err(Error::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
-                Ok(Mkdir::ParentMissing)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// The topmost directory on the way down to `dir` that does not exist.
     fn first_missing(&self) -> Result<Option<PathBuf>> {
         let rel = self.dir.strip_prefix(&self.mount).unwrap_or(Path::new(""));
@@ -593,13 +580,8 @@ impl HierarchyDir {
     /// or a directory above one to make vanished (another container's
     /// teardown removed the shared parent it had made).
     fn mkdirs_from(&self, top: &Path) -> Result<bool> {
-        let gone =
-            |e: &Error| matches!(e, Error::Io { err, .. } if err.kind() == io::ErrorKind::NotFound);
-        match mkdir(top) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(e) if gone(&e) => return Ok(false),
-            Err(e) => return Err(e),
+        if !matches!(mkdir(top)?, Mkdir::Made) {
+            return Ok(false);
         }
         let mut p = top.to_path_buf();
         for c in self
@@ -609,10 +591,8 @@ impl HierarchyDir {
             .components()
         {
             p.push(c);
-            match mkdir(&p) {
-                Ok(_) => {}
-                Err(e) if gone(&e) => return Ok(false),
-                Err(e) => return Err(e),
+            if matches!(mkdir(&p)?, Mkdir::ParentMissing) {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -668,29 +648,31 @@ impl HierarchyDir {
     }
 }
 
-/// What one mkdir of a container's cgroup directory found.
+/// What one mkdir of a cgroup directory found.
 enum Mkdir {
     Made,
     Existed,
     ParentMissing,
 }
 
-/// mkdir one cgroup directory: true if made, false if it was there.
-fn mkdir(p: &Path) -> Result<bool> {
+/// mkdir one cgroup directory. No lookup before it: a path walk through
+/// cgroupfs is not cheap, and contends with other containers' mkdir and rmdir.
+fn mkdir(p: &Path) -> Result<Mkdir> {
     let io_err = |err| Error::Io {
         op: "create cgroup directory",
         path: p.to_path_buf(),
         err,
     };
     match fs::create_dir(p) {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(Mkdir::Made),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             if p.is_dir() {
-                Ok(false)
+                Ok(Mkdir::Existed)
             } else {
                 Err(io_err(io::Error::other("exists and is not a directory")))
             }
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Mkdir::ParentMissing),
         Err(err) => Err(io_err(err)),
     }
 }
@@ -869,18 +851,14 @@ impl Cgroup {
     }
 
     /// The v1 part of [`create`](Self::create) (what the process joins itself).
+    /// On an error, hierarchies not reached yet still carry the record made
+    /// for a crash: the caller undoes after [`forget_unsettled`](Self::forget_unsettled).
     pub fn create_v1(&mut self, record: Record) -> Result<()> {
         for i in 0..self.v1.len() {
-            let made = self.make(Some(i), &mut *record).and_then(|()| {
-                let h = self.slot(Some(i));
-                if h.has("cpuset") {
-                    v1::init_cpuset(h)?;
-                }
-                Ok(())
-            });
-            if made.is_err() {
-                self.forget_unsettled();
-                return made;
+            self.make(Some(i), &mut *record)?;
+            let h = &self.v1[i];
+            if h.has("cpuset") {
+                v1::init_cpuset(h)?;
             }
         }
         Ok(())
@@ -912,7 +890,7 @@ impl Cgroup {
         // lookup and a mkdir (other containers' creation and teardown).
         for round in 0..8 {
             let h = self.slot(at);
-            let found = match h.mkdir_dir() {
+            let found = match mkdir(&h.dir) {
                 Ok(f) => f,
                 Err(e) => {
                     if round == 0 {

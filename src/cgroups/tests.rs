@@ -327,34 +327,6 @@ fn small_helpers() {
     assert_eq!(rdma_lines(&rdma), ["mlx5_1 hca_handle=3 hca_object=10000"]);
 }
 
-/// A plain directory standing in for a hierarchy (creating only mkdirs),
-/// removed on drop.
-struct FakeHierarchy(PathBuf);
-
-impl FakeHierarchy {
-    fn new(name: &str) -> FakeHierarchy {
-        let mount = std::env::temp_dir().join(format!("mica-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&mount);
-        fs::create_dir_all(mount.join("shared")).unwrap();
-        FakeHierarchy(mount)
-    }
-
-    /// A one-hierarchy cgroup at `comps` below the mount.
-    fn cgroup(&self, comps: &[&str]) -> Cgroup {
-        let comps: Vec<String> = comps.iter().map(|c| c.to_string()).collect();
-        Cgroup {
-            v1: vec![HierarchyDir::new(vec![], &self.0, &[], &comps)],
-            v2: None,
-        }
-    }
-}
-
-impl Drop for FakeHierarchy {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Each record saved while creating: its created_top, and whether that
 /// directory existed when the record was saved.
 type Seen = Vec<(Option<PathBuf>, bool)>;
@@ -376,7 +348,8 @@ fn create_seen(
 
 #[test]
 fn create_records_what_it_makes_before_making_it() {
-    let h = FakeHierarchy::new("mkdirs");
+    let h = FakeCgroupFs::new("mkdirs");
+    fs::create_dir(h.0.join("shared")).unwrap();
     let m = &h.0;
     let ok = |_| Ok(());
     // The parent exists: one mkdir, the leaf is ours, the record made
@@ -411,70 +384,58 @@ fn create_records_what_it_makes_before_making_it() {
 
 #[test]
 fn create_looks_again_when_other_containers_race() {
-    let h = FakeHierarchy::new("race");
+    let h = FakeCgroupFs::new("race");
+    fs::create_dir(h.0.join("shared")).unwrap();
     let m = &h.0;
-    // Another container makes the parent between our lookup and our mkdir:
-    // it is theirs; only what we then make is ours.
-    let mut cg = h.cgroup(&["p", "q", "c1"]);
-    let (r, seen) = create_seen(&mut cg, |n| {
-        if n == 1 {
-            fs::create_dir(m.join("p"))?;
-        }
-        Ok(())
-    });
-    r.unwrap();
-    assert_eq!(cg.v1[0].created_top, Some(m.join("p/q")));
-    assert_eq!(
-        seen,
-        vec![(Some(m.join("p")), false), (Some(m.join("p/q")), false)]
-    );
-    // Another container's teardown removes the shared parent between our
-    // lookup and our mkdir: looked up again, made, ours.
-    let mut cg = h.cgroup(&["shared", "x", "c1"]);
-    let (r, seen) = create_seen(&mut cg, |n| {
-        if n == 1 {
-            fs::remove_dir(m.join("shared"))?;
-        }
-        Ok(())
-    });
-    r.unwrap();
-    assert_eq!(cg.v1[0].created_top, Some(m.join("shared")));
-    assert_eq!(
-        seen,
-        vec![
-            (Some(m.join("shared/x")), false),
-            (Some(m.join("shared")), false)
-        ]
-    );
-    assert!(m.join("shared/x/c1").is_dir());
+    // What another container does between our first lookup and our mkdir.
+    type Other = fn(&Path) -> io::Result<()>;
+    let make_p: Other = |m| fs::create_dir(m.join("p"));
+    let remove_shared: Other = |m| fs::remove_dir(m.join("shared"));
+    // (path, the other container, the records saved, our topmost dir at the end)
+    let cases = [
+        // It makes the parent: that is theirs; only what we then make is ours.
+        (&["p", "q", "c1"], make_p, ["p", "p/q"], "p/q"),
+        // Its teardown removes the shared parent: looked up again, made, ours.
+        (
+            &["shared", "x", "c1"],
+            remove_shared,
+            ["shared/x", "shared"],
+            "shared",
+        ),
+    ];
+    for (comps, other, records, top) in cases {
+        let mut cg = h.cgroup(comps);
+        let (r, seen) = create_seen(&mut cg, |n| if n == 1 { other(m) } else { Ok(()) });
+        r.unwrap();
+        let want: Seen = records.iter().map(|r| (Some(m.join(r)), false)).collect();
+        assert_eq!(seen, want, "{comps:?}");
+        assert_eq!(cg.v1[0].created_top, Some(m.join(top)), "{comps:?}");
+        assert!(cg.v1[0].dir.is_dir(), "{comps:?}");
+    }
 }
 
 #[test]
 fn a_failed_create_claims_only_what_it_made() {
-    let h = FakeHierarchy::new("undo");
-    let comps = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-    let dir = |c: &[&str]| HierarchyDir::new(vec![], &h.0, &[], &comps(c));
+    let h = FakeCgroupFs::new("undo");
+    fs::create_dir(h.0.join("shared")).unwrap();
     // The second hierarchy's record is refused: the first made its dir and
     // says so, the second and third made nothing.
     let mut cg = Cgroup {
         v1: vec![
-            dir(&["shared", "a"]),
-            dir(&["gone", "b"]),
-            dir(&["shared", "c"]),
+            h.dir_at(&["shared", "a"]),
+            h.dir_at(&["gone", "b"]),
+            h.dir_at(&["shared", "c"]),
         ],
         v2: None,
     };
     assert!(cg
-        .create_v1(&mut |_| Err(io::Error::other("disk full")))
+        .create(&mut |_| Err(io::Error::other("disk full")))
         .is_err());
     let tops: Vec<_> = cg.v1.iter().map(|h| h.created_top.clone()).collect();
     assert_eq!(tops, vec![Some(h.0.join("shared/a")), None, None]);
     // Never created (a failure before `create`): nothing claimed, though
     // the record for a crash names the container's own dirs.
-    let mut cg = Cgroup {
-        v1: vec![dir(&["shared", "d"])],
-        v2: None,
-    };
+    let mut cg = h.cgroup(&["shared", "d"]);
     assert!(cg.v1[0].created_top.is_some());
     cg.forget_unsettled();
     assert_eq!(cg.v1[0].created_top, None);
@@ -493,6 +454,21 @@ impl FakeCgroupFs {
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         FakeCgroupFs(p)
+    }
+
+    /// The container's dir at `comps` in a hierarchy mounted at `<tmp>`,
+    /// nothing made yet (plain directories: creating only mkdirs).
+    fn dir_at(&self, comps: &[&str]) -> HierarchyDir {
+        let comps: Vec<String> = comps.iter().map(|c| c.to_string()).collect();
+        HierarchyDir::new(vec![], &self.0, &[], &comps)
+    }
+
+    /// A cgroup of that one hierarchy.
+    fn cgroup(&self, comps: &[&str]) -> Cgroup {
+        Cgroup {
+            v1: vec![self.dir_at(comps)],
+            v2: None,
+        }
     }
 
     /// A hierarchy mounted at `<tmp>/<mount>` with the container's dir

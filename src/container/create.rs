@@ -167,8 +167,9 @@ fn create_with(
         oci_version: spec.version().clone(),
         no_new_keyring: opts.no_new_keyring,
     };
-    // Record before creating: the cgroup, then the process; again once the
-    // cgroup's directories are made (which of them this runtime made).
+    // Record before creating: the cgroup, then the process. While the
+    // cgroup's directories are made, `record_cgroup` keeps the record
+    // current (it is told of every change to what this runtime made).
     st.cgroup = Some(cg.clone());
     if let Err(e) = plan.bind_own_cgroups(&cg) {
         undo(&dir, None, None);
@@ -179,9 +180,7 @@ fn create_with(
         trace::phase("state dir");
         // Only the cgroup2 dir before clone (clone3 joins it); the v1 dirs
         // are made while the child makes its namespaces.
-        let made = cg.create_v2(&mut |c| record_cgroup(&dir, st, c));
-        st.cgroup = Some(cg.clone());
-        made?;
+        cg.create_v2(&mut |c| record_cgroup(&dir, st, c))?;
         if !exec_now {
             let fifo = dir.fifo_path();
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -200,9 +199,7 @@ fn create_with(
             if early_pid {
                 dir.save(st)?;
             }
-            let made = cg.create_v1(&mut |c| record_cgroup(&dir, st, c));
-            st.cgroup = Some(cg.clone());
-            made?;
+            cg.create_v1(&mut |c| record_cgroup(&dir, st, c))?;
             if let Some(linux) = spec.linux() {
                 apply_resources(&cg, linux)?;
             }
