@@ -1549,9 +1549,7 @@ fn bad_device_rule_is_refused_with_nothing_left() {
         err.starts_with("mica: ") && err.contains("r, w and m"),
         "stderr: {err:?}"
     );
-    let left: Vec<_> = std::fs::read_dir(&env.root)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let left = common::state_left(&env.root);
     assert!(left.is_empty(), "state left behind: {left:?}");
     assert_gone(&h.dirs(&name));
     assert_eq!(read(&out), "");

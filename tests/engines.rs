@@ -534,16 +534,6 @@ fn cgroup_tree_exists(rel: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn dir_entries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Interface names in `/proc/net/dev` output.
 fn interfaces(proc_net_dev: &str) -> BTreeSet<String> {
     proc_net_dev
@@ -1343,7 +1333,7 @@ fn podman_suite(rt: Runtime) {
             out.ok() && out.stdout.trim().is_empty(),
             "containers left: {out:?}"
         );
-        let left = dir_entries(&p.state);
+        let left = common::state_left(&p.state);
         ensure!(left.is_empty(), "runtime --root still holds {left:?}");
         let seen = p.cgroups_seen.lock().unwrap().clone();
         ensure!(!seen.is_empty(), "no cgroups recorded");
@@ -1960,7 +1950,7 @@ fn containerd_suite(rt: Runtime) {
             let out = c.ctr(&["container", "ls", "-q"]);
             ensure!(out.stdout.trim().is_empty(), "containers left: {out:?}");
             let root = c.runc_root.join(&c.ns);
-            let left = dir_entries(&root);
+            let left = common::state_left(&root);
             ensure!(left.is_empty(), "{} holds {left:?}", root.display());
             let seen = c.cgroups_seen.lock().unwrap().clone();
             ensure!(!seen.is_empty(), "no cgroups recorded");
@@ -2228,7 +2218,7 @@ fn cri_suite(rt: Runtime) {
         ensure!(out.ok(), "stopp: {out:?}");
         let out = cri(&["rmp", &p]);
         ensure!(out.ok(), "rmp: {out:?}");
-        let left = dir_entries(&c.runc_root.join("k8s.io"));
+        let left = common::state_left(&c.runc_root.join("k8s.io"));
         ensure!(left.is_empty(), "runtime --root holds {left:?}");
         let left: Vec<_> = cgroups
             .lock()

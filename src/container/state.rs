@@ -1,8 +1,10 @@
 //! The state directory: `<root>/<id>/state.json`, written atomically under a
 //! per-container lock. What is about to be created is recorded before it is
-//! created, so `delete --force` can always undo it.
+//! created, so `delete --force` can always undo it. Directories and files
+//! are reused rather than made anew per container ([`super::reuse`]).
 
 use super::error::{Error, Result};
+use super::reuse;
 use crate::cgroups::Cgroup;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -196,15 +198,22 @@ impl Dir {
                 .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         }
         let path = root.join(id);
-        match std::fs::create_dir(&path) {
+        // A retired directory if there is one, else a new one.
+        let made = reuse::claim(root, &path).and_then(|reused| {
+            if !reused {
+                std::fs::create_dir(&path)?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711));
+            }
+            Ok(())
+        });
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::Exists(id.to_string()))
             }
             Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
         }
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711));
         let lock = lock(&path)?;
         Ok(Dir { path, _lock: lock })
     }
@@ -217,8 +226,9 @@ impl Dir {
             return Err(Error::NotFound(id.to_string()));
         }
         let lock = lock(&path)?;
-        // It may have been deleted while we waited for the lock.
-        if !path.is_dir() {
+        // It may have been deleted while we waited for the lock, and its
+        // directory reused for another container.
+        if !reuse::same_file(&lock, &path) {
             return Err(Error::NotFound(id.to_string()));
         }
         Ok(Dir { path, _lock: lock })
@@ -245,7 +255,9 @@ impl Dir {
         }
     }
 
-    /// Write the state atomically: a temp file renamed over the old one.
+    /// Write the state atomically: the spare file is written, then swapped
+    /// with `state.json`; it keeps the previous state, and the next save
+    /// writes over it (see [`reuse`]: no inode made per save).
     pub fn save(&self, st: &State) -> Result<()> {
         let p = self.state_path();
         // Sized once: a state is a few KiB, and regrowing the buffer while
@@ -253,12 +265,18 @@ impl Dir {
         let mut data = Vec::with_capacity(8192);
         serde_json::to_writer(&mut data, st)
             .map_err(|e| Error::Corrupt(p.display().to_string(), e.to_string()))?;
-        // Private, as runc's.
-        write_atomic(&p, &data, 0o600)
+        reuse::write_swap(&self.path, &p, &data)
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))
     }
 
-    /// Remove the directory (the lock stays held until `self` drops).
+    /// Remove the container's directory: kept for a later `create` when it
+    /// holds state files only (see [`reuse`]), else removed. The lock is
+    /// let go once the directory is no longer this container's.
     pub fn remove(&self) -> Result<()> {
+        if reuse::retire(&self.path) {
+            unsafe { libc::flock(self._lock.as_raw_fd(), libc::LOCK_UN) };
+            return Ok(());
+        }
         match std::fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -301,7 +319,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// renameat2(RENAME_EXCHANGE): swap two paths atomically.
-fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+pub(super) fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    renameat2(a, b, libc::RENAME_EXCHANGE)
+}
+
+/// renameat2(2) with `flags` (RENAME_EXCHANGE, RENAME_NOREPLACE).
+pub(super) fn renameat2(a: &Path, b: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
         std::ffi::CString::new(p.as_os_str().as_bytes())
@@ -315,7 +338,7 @@ fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
             a.as_ptr(),
             libc::AT_FDCWD,
             b.as_ptr(),
-            libc::RENAME_EXCHANGE,
+            flags,
         )
     };
     if rc < 0 {
@@ -352,6 +375,25 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// A created container's state, for tests.
+#[cfg(test)]
+pub(super) fn sample(id: &str) -> State {
+    State {
+        id: id.into(),
+        bundle: PathBuf::from("/b"),
+        rootfs: PathBuf::from("/b/rootfs"),
+        phase: Status::Created,
+        creator: Proc::default(),
+        init: Proc::default(),
+        cgroup: None,
+        created: now_rfc3339(),
+        annotations: HashMap::new(),
+        poststop: Vec::new(),
+        oci_version: String::new(),
+        no_new_keyring: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,21 +414,7 @@ mod tests {
         let dir = Dir::create(&root, "c1").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&root), 0o700, "state root");
-        let st = State {
-            id: "c1".into(),
-            bundle: PathBuf::from("/b"),
-            rootfs: PathBuf::from("/b/rootfs"),
-            phase: Status::Created,
-            creator: Proc::default(),
-            init: Proc::default(),
-            cgroup: None,
-            created: now_rfc3339(),
-            annotations: HashMap::new(),
-            poststop: Vec::new(),
-            oci_version: String::new(),
-            no_new_keyring: false,
-        };
-        dir.save(&st).unwrap();
+        dir.save(&sample("c1")).unwrap();
         assert_eq!(mode(&dir.state_path()), 0o600, "state file");
         drop(dir);
         std::fs::remove_dir_all(&base).unwrap();

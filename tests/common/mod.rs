@@ -175,30 +175,9 @@ impl Env {
         assert!(left.is_empty(), "left in the state root: {left:?}");
     }
 
-    /// Entries of the state root (empty when it does not exist); a launch
-    /// bundle left in `.bundles/` shows as `.bundles/<id>` (`.bundles`
-    /// itself stays, like the state root).
+    /// What the state root still holds of containers (see [`state_left`]).
     pub fn state_entries(&self) -> Vec<String> {
-        let list = |dir: &Path| -> Vec<String> {
-            match std::fs::read_dir(dir) {
-                Ok(rd) => rd
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => panic!("read {}: {e}", dir.display()),
-            }
-        };
-        let mut out = Vec::new();
-        for e in list(&self.root) {
-            if e == ".bundles" {
-                let bundles = list(&self.root.join(&e));
-                out.extend(bundles.into_iter().map(|b| format!(".bundles/{b}")));
-            } else {
-                out.push(e);
-            }
-        }
-        out
+        state_left(&self.root)
     }
 
     pub fn state(&self, id: &str) -> Value {
@@ -260,4 +239,36 @@ pub fn host_mounts_containing(needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .map(String::from)
         .collect()
+}
+
+/// What a runtime's state root still holds of containers: its entries (none
+/// when it does not exist), a launch bundle left in `.bundles/` as
+/// `.bundles/<id>` (`.bundles` itself stays, like the root). mica's `@free`
+/// holds removed containers' directories waiting to be reused: not a
+/// container's, unless one of them still has a state (`@free/<dir>/state.json`).
+pub fn state_left(root: &Path) -> Vec<String> {
+    let list = |dir: &Path| -> Vec<String> {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("read {}: {e}", dir.display()),
+        }
+    };
+    let mut out = Vec::new();
+    for e in list(root) {
+        match e.as_str() {
+            ".bundles" => out.extend(list(&root.join(&e)).into_iter().map(|b| format!("{e}/{b}"))),
+            "@free" => out.extend(
+                list(&root.join(&e))
+                    .into_iter()
+                    .map(|d| format!("{e}/{d}/state.json"))
+                    .filter(|f| root.join(f).exists()),
+            ),
+            _ => out.push(e),
+        }
+    }
+    out
 }
