@@ -100,10 +100,11 @@ pub fn write_swap(dir: &Path, state: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
+        // Over the old content, not truncated to nothing first: closing a
+        // file truncated to 0 starts its writeback on ext4 (auto_da_alloc).
+        .truncate(false)
         .mode(0o600)
         .open(&spare)?;
-    // Over the old content, not truncated to nothing first: closing a file
-    // truncated to 0 starts its writeback on ext4 (auto_da_alloc).
     f.write_all(data)?;
     if f.metadata()?.size() > data.len() as u64 {
         f.set_len(data.len() as u64)?;
