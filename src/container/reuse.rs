@@ -43,7 +43,10 @@ pub fn claim(root: &Path, path: &Path) -> io::Result<bool> {
     let Ok(free) = fs::read_dir(root.join(FREE)) else {
         return Ok(false);
     };
-    for e in free.flatten() {
+    for e in free
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    {
         match renameat2(&e.path(), path, libc::RENAME_NOREPLACE) {
             Ok(()) => return Ok(true),
             // Another create took it first.
@@ -250,6 +253,14 @@ mod tests {
         dir.remove().unwrap();
         assert!(!root.0.join("odd").exists());
         assert!(!root.0.join(FREE).join("odd").exists());
+        // Only directories are taken from @free.
+        fs::create_dir_all(root.0.join(FREE)).unwrap();
+        fs::write(root.0.join(FREE).join("a-file"), b"x").unwrap();
+        let dir = Dir::create(&root.0, "after-file").unwrap();
+        assert!(dir.path.is_dir());
+        fs::remove_file(root.0.join(FREE).join("a-file")).unwrap();
+        dir.remove().unwrap();
+        let _ = fs::remove_dir_all(root.0.join(FREE));
         // An exec fifo goes; the dir is kept.
         let dir = Dir::create(&root.0, "fifo").unwrap();
         nix::unistd::mkfifo(
