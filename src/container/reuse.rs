@@ -18,44 +18,85 @@
 //!   save, which takes `state.old` as its next spare.
 //!
 //! `@` is not allowed in an id, so `list` never takes `@free` for a
-//! container. Every step is a rename: a crash leaves either a container
-//! without a state (which `delete` removes) or a directory in `@free`.
+//! container. A directory is locked before it appears under an id, and
+//! moves only by renames: a crash leaves a container without a state (which
+//! `delete` removes) or a directory in `@free`. What waits there keeps its
+//! last container's state as `state.old` until it is reused (the root is
+//! 0700, as runc's).
 
 use super::state::{rename_exchange, renameat2};
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// Where removed containers' directories wait to be reused.
 pub const FREE: &str = "@free";
-/// At most this many wait there (each holds a directory and two small files).
+/// About this many wait there at most (each a directory and two small
+/// files); removals racing each other may add one each.
 pub const FREE_MAX: usize = 32;
 const STATE: &str = "state.json";
 const SPARE: &str = "state.spare";
 const OLD: &str = "state.old";
 const FIFO: &str = "exec.fifo";
 
-/// Move a directory waiting in `<root>/@free` to `path`. `Ok(false)`: none
-/// to reuse (or this filesystem cannot rename so), the caller makes one;
-/// `AlreadyExists`: `path` exists.
-pub fn claim(root: &Path, path: &Path) -> io::Result<bool> {
-    let Ok(free) = fs::read_dir(root.join(FREE)) else {
-        return Ok(false);
-    };
-    for e in free
+/// The directory for a new container at `path`, locked before it appears
+/// there: one waiting in `<root>/@free`, else a new one made in `@free`
+/// (mode 0711) and moved. Locked first, so no `mica delete` of the id can
+/// take a directory that is not yet a container's for a crashed create's.
+/// `AlreadyExists`: `path` exists. A filesystem that cannot rename so
+/// (RENAME_NOREPLACE) gets a plain mkdir, locked after.
+pub fn claim(root: &Path, path: &Path) -> io::Result<fs::File> {
+    let free = root.join(FREE);
+    let waiting = fs::read_dir(&free)
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path());
+    for dir in waiting
+        .chain(std::iter::from_fn(|| Some(make(&free))))
+        .take(FREE_MAX * 2)
     {
-        match renameat2(&e.path(), path, libc::RENAME_NOREPLACE) {
-            Ok(()) => return Ok(true),
-            // Another create took it first.
+        let Some(f) = lock_free(&dir) else { continue };
+        match renameat2(&dir, path, libc::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(f),
+            // Another create took it before we locked it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-            Err(_) => return Ok(false),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => break,
+            Err(e) => return Err(e),
         }
     }
-    Ok(false)
+    fs::create_dir(path)?;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o711));
+    let f = fs::File::open(path)?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// A new directory in `free` for [`claim`] (its name is this process's: a
+/// crashed one's is taken as it is).
+fn make(free: &Path) -> PathBuf {
+    let _ = fs::DirBuilder::new().mode(0o700).create(free);
+    let dir = free.join(format!("new-{}", std::process::id()));
+    if fs::DirBuilder::new().mode(0o711).create(&dir).is_ok() {
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o711));
+    }
+    dir
+}
+
+/// `dir` in `@free`, opened and locked unless another process holds it
+/// (a create taking it, a delete still finishing). Checked to still be the
+/// directory at `dir` once locked: while we hold it nobody moves it.
+fn lock_free(dir: &Path) -> Option<fs::File> {
+    let f = fs::File::open(dir).ok()?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        return None;
+    }
+    same_file(&f, dir).then_some(f)
 }
 
 /// Move `dir` (a container being removed) to `@free` for a later create,
@@ -242,6 +283,27 @@ mod tests {
             Err(super::super::error::Error::Exists(_))
         ));
         assert_eq!(fs::read_dir(root.0.join(FREE)).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_waiting_dir_another_process_holds_is_not_taken() {
+        let root = Root::new("held");
+        let dir = Dir::create(&root.0, "old").unwrap();
+        dir.remove().unwrap();
+        drop(dir);
+        let waiting = root.0.join(FREE).join("old");
+        let old_ino = ino(&waiting);
+        let held = fs::File::open(&waiting).unwrap();
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let dir = Dir::create(&root.0, "new").unwrap();
+        assert_ne!(ino(&dir.path), ino(&waiting), "a held dir was taken");
+        assert!(waiting.is_dir());
+        // Nothing else waits: the new dir was made in @free and moved.
+        assert_eq!(fs::read_dir(root.0.join(FREE)).unwrap().count(), 1);
+        drop(held);
+        drop(dir);
+        let again = Dir::create(&root.0, "again").unwrap();
+        assert_eq!(ino(&again.path), old_ino, "taken once let go");
     }
 
     #[test]

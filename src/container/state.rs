@@ -198,24 +198,13 @@ impl Dir {
                 .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         }
         let path = root.join(id);
-        // A retired directory if there is one, else a new one.
-        let made = reuse::claim(root, &path).and_then(|reused| {
-            if !reused {
-                std::fs::create_dir(&path)?;
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711));
-            }
-            Ok(())
-        });
-        match made {
-            Ok(()) => {}
+        match reuse::claim(root, &path) {
+            Ok(lock) => Ok(Dir { path, _lock: lock }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(id.to_string()))
+                Err(Error::Exists(id.to_string()))
             }
-            Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
+            Err(e) => Err(Error::io(format!("create {}", path.display()), e)),
         }
-        let lock = lock(&path)?;
-        Ok(Dir { path, _lock: lock })
     }
 
     /// Open and lock an existing container's state dir.
@@ -225,7 +214,12 @@ impl Dir {
         if !path.is_dir() {
             return Err(Error::NotFound(id.to_string()));
         }
-        let lock = lock(&path)?;
+        let lock = match lock(&path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(id.to_string()))
+            }
+            r => r?,
+        };
         // It may have been deleted while we waited for the lock, and its
         // directory reused for another container.
         if !reuse::same_file(&lock, &path) {
@@ -243,7 +237,8 @@ impl Dir {
     }
 
     /// Read the state; `None` when it was never written (a create killed
-    /// right after making the dir).
+    /// right after making or reusing the dir, or a delete killed while
+    /// moving it to `@free`).
     pub fn load(&self) -> Result<Option<State>> {
         let p = self.state_path();
         match std::fs::read(&p) {

@@ -244,8 +244,9 @@ pub fn host_mounts_containing(needle: &str) -> Vec<String> {
 /// What a runtime's state root still holds of containers: its entries (none
 /// when it does not exist), a launch bundle left in `.bundles/` as
 /// `.bundles/<id>` (`.bundles` itself stays, like the root). mica's `@free`
-/// holds removed containers' directories waiting to be reused: not a
-/// container's, unless one of them still has a state (`@free/<dir>/state.json`).
+/// holds removed containers' directories waiting to be reused, each with at
+/// most its two spare state files (`state.old`, `state.spare`): anything else
+/// there shows as `@free/<entry>` or `@free/<dir>/<file>`.
 pub fn state_left(root: &Path) -> Vec<String> {
     let list = |dir: &Path| -> Vec<String> {
         match std::fs::read_dir(dir) {
@@ -261,12 +262,21 @@ pub fn state_left(root: &Path) -> Vec<String> {
     for e in list(root) {
         match e.as_str() {
             ".bundles" => out.extend(list(&root.join(&e)).into_iter().map(|b| format!("{e}/{b}"))),
-            "@free" => out.extend(
-                list(&root.join(&e))
-                    .into_iter()
-                    .map(|d| format!("{e}/{d}/state.json"))
-                    .filter(|f| root.join(f).exists()),
-            ),
+            "@free" => {
+                for d in list(&root.join(&e)) {
+                    let dir = root.join(&e).join(&d);
+                    if !dir.is_dir() {
+                        out.push(format!("{e}/{d}"));
+                        continue;
+                    }
+                    out.extend(
+                        list(&dir)
+                            .into_iter()
+                            .filter(|f| f != "state.old" && f != "state.spare")
+                            .map(|f| format!("{e}/{d}/{f}")),
+                    );
+                }
+            }
             _ => out.push(e),
         }
     }
