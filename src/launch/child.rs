@@ -10,7 +10,7 @@
 
 use super::plan::{HookCmd, Kind, MountOp, Plan};
 use super::sync::{self, Msg, Step};
-use super::sys::{self, PathBuf};
+use super::sys::{self, FdPath, PathBuf};
 use libc::{c_int, c_ulong};
 use nix::errno::Errno;
 use std::ffi::CStr;
@@ -324,7 +324,7 @@ fn locked_flags(fd: c_int) -> c_ulong {
         | libc::MS_RELATIME)
 }
 
-fn remount_bind(target: &PathBuf, fd: c_int, flags: c_ulong) -> Result<(), Errno> {
+fn remount_bind(target: &FdPath, fd: c_int, flags: c_ulong) -> Result<(), Errno> {
     let keep = locked_flags(fd);
     sys::mount(
         null(),
@@ -385,7 +385,7 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
     if plan.readonly_root {
         // Read-only from the start: anything that would write into the
         // image (a missing mountpoint) fails with EROFS, naming the path.
-        let p = PathBuf::mount_target(root).map_err(fail(Step::BindRootfs, rdetail))?;
+        let p = FdPath::mount_target(root).map_err(fail(Step::BindRootfs, rdetail))?;
         remount_bind(&p, root, libc::MS_RDONLY).map_err(fail(Step::ReadonlyRoot, rdetail))?;
     }
     if plan.dev_tmpfs {
@@ -393,7 +393,7 @@ fn rootfs(plan: &Plan, sync_fd: c_int, state: &[u8], joined: &mut bool) -> CResu
             sys::open_in_root(root, c"/dev".as_ptr(), libc::O_PATH | libc::O_DIRECTORY).map_err(
                 fail(Step::Mountpoint, b"/dev (a read-only rootfs must have it)"),
             )?;
-        let p = PathBuf::mount_target(fd).map_err(fail(Step::Mount, b"/dev"))?;
+        let p = FdPath::mount_target(fd).map_err(fail(Step::Mount, b"/dev"))?;
         sys::mount(
             c"tmpfs".as_ptr(),
             p.as_ptr(),
@@ -475,7 +475,7 @@ fn plan_needs_prepivot(plan: &Plan) -> bool {
 fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     let tdetail = m.target.to_bytes();
     let tfd = resolve_create(root, &m.target, m.file_target, Step::Mountpoint)?;
-    let target = PathBuf::mount_target(tfd).map_err(fail(Step::Mount, tdetail))?;
+    let target = FdPath::mount_target(tfd).map_err(fail(Step::Mount, tdetail))?;
     let src = m.source.as_ref().map(|s| s.as_ptr()).unwrap_or(null());
     let data = m
         .data
@@ -511,7 +511,7 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
             )
             .and_then(|_| {
                 let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)?;
-                let p = PathBuf::mount_target(fd)?;
+                let p = FdPath::mount_target(fd)?;
                 let r = remount_bind(&p, fd, libc::MS_RDONLY | m.flags);
                 sys::close(fd);
                 r
@@ -532,7 +532,7 @@ fn mount_one(root: c_int, m: &MountOp) -> CResult<()> {
     if m.propagation != 0 {
         let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)
             .map_err(fail(Step::Mount, tdetail))?;
-        let p = PathBuf::mount_target(fd).map_err(fail(Step::Mount, tdetail))?;
+        let p = FdPath::mount_target(fd).map_err(fail(Step::Mount, tdetail))?;
         let r = sys::mount(null(), p.as_ptr(), null(), m.propagation, null());
         sys::close(fd);
         r.map_err(fail(Step::Propagation, tdetail))?;
@@ -686,7 +686,7 @@ fn mount_bind(
     root: c_int,
     m: &MountOp,
     src: *const libc::c_char,
-    target: &PathBuf,
+    target: &FdPath,
     tfd: c_int,
 ) -> Result<(), Errno> {
     match &m.idmap {
@@ -707,7 +707,7 @@ fn mount_bind(
     if extra != 0 {
         // The fd points below the new mount; reopen the mount itself.
         let fd = sys::open_in_root(root, m.target.as_ptr(), libc::O_PATH)?;
-        let p = PathBuf::mount_target(fd)?;
+        let p = FdPath::mount_target(fd)?;
         let r = remount_bind(&p, fd, extra);
         sys::close(fd);
         r?;
@@ -715,7 +715,7 @@ fn mount_bind(
     Ok(())
 }
 
-fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno> {
+fn mount_cgroup(root: c_int, m: &MountOp, target: &FdPath) -> Result<(), Errno> {
     let flags = m.flags & !(libc::MS_BIND | libc::MS_REC);
     if m.cgroup2 {
         return sys::mount(
@@ -739,14 +739,14 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
         for (name, opts, bind) in &m.cgroup_v1 {
             sys::mkdirat(dir, name.as_ptr(), 0o755)?;
             let fd = sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            let p = PathBuf::mount_target(fd)?;
+            let p = FdPath::mount_target(fd)?;
             let r = match bind {
                 // No cgroup namespace: only the container's own cgroup, as runc does.
                 Some(src) => sys::mount(src.as_ptr(), p.as_ptr(), null(), libc::MS_BIND, null())
                     .and_then(|_| {
                         let mfd =
                             sys::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
-                        let r = PathBuf::mount_target(mfd).and_then(|mp| {
+                        let r = FdPath::mount_target(mfd).and_then(|mp| {
                             remount_bind(
                                 &mp,
                                 mfd,
@@ -768,7 +768,7 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &PathBuf) -> Result<(), Errno>
             r?;
         }
         if flags & libc::MS_RDONLY != 0 {
-            let p = PathBuf::mount_target(dir)?;
+            let p = FdPath::mount_target(dir)?;
             sys::mount(
                 null(),
                 p.as_ptr(),
@@ -798,7 +798,7 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
                         sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
                     sys::close(fd);
                     let fd = sys::openat(pfd, name.as_ptr(), libc::O_PATH, 0)?;
-                    let p = PathBuf::mount_target(fd)?;
+                    let p = FdPath::mount_target(fd)?;
                     let r = sys::mount(
                         d.host_path.as_ptr(),
                         p.as_ptr(),
@@ -988,7 +988,7 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
         }
         let fd = sys::open(p.as_ptr(), libc::O_PATH, 0)
             .map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
-        let pp = PathBuf::mount_target(fd).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
+        let pp = FdPath::mount_target(fd).map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
         let r = remount_bind(&pp, fd, libc::MS_RDONLY | libc::MS_REC);
         sys::close(fd);
         r.map_err(fail(Step::ReadonlyPath, p.to_bytes()))?;
@@ -997,7 +997,7 @@ fn finish_rootfs(plan: &Plan) -> CResult<()> {
         let fd = sys::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(fail(Step::ReadonlyRoot, b"/"))?;
         let r = remount_bind(
-            &PathBuf::mount_target(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?,
+            &FdPath::mount_target(fd).map_err(fail(Step::ReadonlyRoot, b"/"))?,
             fd,
             libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
         );

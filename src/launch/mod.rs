@@ -211,8 +211,17 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     }
     let parent_sock = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     let child_sock = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-    // Everything the child needs is allocated now.
-    let mut state_buf = vec![0u8; STATE_BUF];
+    // Everything the child needs is allocated now. The state JSON comes
+    // only for hooks the child runs: without them no buffer (64 KiB written
+    // before the clone and freed after it were pages both processes share
+    // copy-on-write, the parent's next allocations faulting on them).
+    let child_hooks =
+        !plan.create_container_hooks.is_empty() || !plan.start_container_hooks.is_empty();
+    let mut state_buf = if child_hooks {
+        vec![0u8; STATE_BUF]
+    } else {
+        Vec::new()
+    };
     let cg_fd = match cgroup.and_then(|c| c.v2_dir()) {
         Some(dir) if !plan.user_ns => std::fs::File::open(dir).ok().map(OwnedFd::from),
         _ => None,
