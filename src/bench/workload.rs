@@ -125,7 +125,6 @@ impl Workload {
     /// CPUs the contenders run on. The JSON around the cgroupsPath is made
     /// once (serializing the whole config per start showed in profiles).
     pub fn write_bundle(&self, dir: &Path, cgroups_path: &str) -> std::io::Result<()> {
-        use std::io::Write;
         const MARK: &str = "\u{0}cgroups path\u{0}";
         let (head, tail) = self.json.get_or_init(|| {
             let text = serde_json::to_vec(&self.config(MARK)).expect("a JSON value serializes");
@@ -141,12 +140,6 @@ impl Workload {
         serde_json::to_writer(&mut data, cgroups_path)?;
         data.extend_from_slice(tail);
         std::fs::create_dir_all(dir)?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("config.json"))?;
-        f.write_all(&data)?;
-        f.set_len(data.len() as u64)
+        crate::container::reuse::write_over(&dir.join("config.json"), &data, 0o644)
     }
 }

@@ -108,11 +108,19 @@ pub fn write_bundle(
     id: &str,
     o: &LaunchOptions,
 ) -> Result<(PathBuf, Spec), Failure> {
-    let bundle = root.join(".bundles").join(id);
-    if bundle.exists() {
-        return Err(mica_failure(format!(
-            "container with id \"{id}\" already exists"
-        )));
+    let bundles = root.join(".bundles");
+    let bundle = bundles.join(id);
+    // One a removed container left (see `container::reuse`), else a new one.
+    let claimed =
+        std::fs::create_dir_all(&bundles).and_then(|()| container::reuse::claim(&bundles, &bundle));
+    match claimed {
+        Ok(_lock) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(mica_failure(format!(
+                "container with id \"{id}\" already exists"
+            )))
+        }
+        Err(e) => return Err(mica_failure(format!("create {}: {e}", bundle.display()))),
     }
     let r = fill_bundle(store, image, &bundle, o);
     if r.is_err() {
@@ -132,8 +140,6 @@ fn fill_bundle(
         serde_json::to_value(store.config(image).map_err(mica_failure)?).map_err(mica_failure)?;
     let process = ImageProcess::from_config(&cfg);
     let mut lower = store.lower_dirs(image).map_err(mica_failure)?;
-    std::fs::create_dir_all(bundle)
-        .map_err(|e| mica_failure(format!("create {}: {e}", bundle.display())))?;
     // Mountpoints for volumes and tmpfs the image lacks live in a layer of
     // this container's own, stacked on top: the image is never written.
     let extra = bundle.join("mountpoints");
@@ -233,7 +239,7 @@ fn fill_bundle(
         linux.set_seccomp(Some(crate::spec::default_seccomp::profile()));
     }
     let text = serde_json::to_vec(&spec).map_err(mica_failure)?;
-    std::fs::write(bundle.join("config.json"), &text)
+    container::reuse::write_over(&bundle.join("config.json"), &text, 0o644)
         .map_err(|e| mica_failure(format!("write config.json: {e}")))?;
     let bundle = std::fs::canonicalize(bundle)
         .map_err(|e| mica_failure(format!("bundle {}: {e}", bundle.display())))?;

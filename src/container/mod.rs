@@ -7,7 +7,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod ops;
-mod reuse;
+pub(crate) mod reuse;
 pub mod state;
 mod tty;
 

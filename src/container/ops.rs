@@ -134,7 +134,11 @@ pub fn destroy(dir: &Dir, st: &State) -> Result<()> {
 /// state root itself does: making and removing it was a directory created
 /// and removed on ext4 per launch (~0.15 ms here).
 pub fn remove_bundle(bundle: &Path) {
-    // Usually a directory holding config.json alone: two syscalls.
+    // Usually a directory holding config.json alone: kept for the next
+    // launch (see `reuse`).
+    if super::reuse::retire(bundle, super::reuse::BUNDLE_FILES) {
+        return;
+    }
     let _ = std::fs::remove_file(bundle.join("config.json"));
     if std::fs::remove_dir(bundle).is_err() {
         let _ = std::fs::remove_dir_all(bundle);

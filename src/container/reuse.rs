@@ -15,7 +15,10 @@
 //!   [`FREE_MAX`] wait there) with its files, its last state renamed
 //!   `state.old` first; `create` renames one from there to the new
 //!   container's name, so a reused directory shows no state until its first
-//!   save, which takes `state.old` as its next spare.
+//!   save, which takes `state.old` as its next spare;
+//! - `mica launch` bundles (`<root>/.bundles/<id>`, holding `config.json`)
+//!   go the same way through `.bundles/@free`, the next launch writing its
+//!   config over the one there.
 //!
 //! `@` is not allowed in an id, so `list` never takes `@free` for a
 //! container. A directory is locked before it appears under an id, and
@@ -99,10 +102,17 @@ fn lock_free(dir: &Path) -> Option<fs::File> {
     same_file(&f, dir).then_some(f)
 }
 
-/// Move `dir` (a container being removed) to `@free` for a later create,
-/// when it holds only state files (an exec fifo is removed) and `@free` has
-/// room. `false`: it was not moved, the caller removes it.
-pub fn retire(dir: &Path) -> bool {
+/// What a retired state directory keeps.
+pub const STATE_FILES: &[&str] = &[STATE, SPARE, OLD];
+/// What a retired `mica launch` bundle keeps (`.bundles/<id>`, reused the
+/// same way through `.bundles/@free`; the next launch writes over it).
+pub const BUNDLE_FILES: &[&str] = &["config.json"];
+
+/// Move `dir` (a container's, being removed) to `@free` beside it for a
+/// later create, when it holds only the files `keep` names (an exec fifo is
+/// removed) and `@free` has room. `false`: it was not moved, the caller
+/// removes it.
+pub fn retire(dir: &Path, keep: &[&str]) -> bool {
     let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
         return false;
     };
@@ -113,9 +123,8 @@ pub fn retire(dir: &Path) -> bool {
     for e in entries {
         let Ok(e) = e else { return false };
         match e.file_name().to_str() {
-            Some(STATE) => has_state = true,
-            Some(SPARE | OLD) => {}
             Some(FIFO) if fs::remove_file(e.path()).is_ok() => {}
+            Some(f) if keep.contains(&f) => has_state |= f == STATE,
             _ => return false,
         }
     }
@@ -141,19 +150,7 @@ pub fn retire(dir: &Path) -> bool {
 /// caller holds the directory's lock: no other writer).
 pub fn write_swap(dir: &Path, state: &Path, data: &[u8]) -> io::Result<()> {
     let spare = dir.join(SPARE);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        // Over the old content, not truncated to nothing first: closing a
-        // file truncated to 0 starts its writeback on ext4 (auto_da_alloc).
-        .truncate(false)
-        .mode(0o600)
-        .open(&spare)?;
-    f.write_all(data)?;
-    if f.metadata()?.size() > data.len() as u64 {
-        f.set_len(data.len() as u64)?;
-    }
-    drop(f);
+    write_over(&spare, data, 0o600)?;
     match rename_exchange(&spare, state) {
         Ok(()) => Ok(()),
         // The first save (no state yet), or a filesystem without exchange.
@@ -165,6 +162,24 @@ pub fn write_swap(dir: &Path, state: &Path, data: &[u8]) -> io::Result<()> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Write `data` as `path`'s content over what it held, in place (a new
+/// file gets `mode`): no new inode when it exists, and not truncated to
+/// nothing first — closing a file truncated to 0 starts its writeback on
+/// ext4 (`auto_da_alloc`), a disk write per container.
+pub fn write_over(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(data)?;
+    if f.metadata()?.size() > data.len() as u64 {
+        f.set_len(data.len() as u64)?;
+    }
+    Ok(())
 }
 
 /// Whether `path` is the file `f` is open on (it may have been removed or
@@ -359,5 +374,36 @@ mod tests {
         fs::create_dir(&a).unwrap();
         assert!(!same_file(&f, &a), "another dir of that name");
         assert!(same_file(&f, &b));
+    }
+
+    #[test]
+    fn launch_bundles_are_kept_with_their_config_and_written_over() {
+        let root = Root::new("bundles");
+        let bundles = root.0.join(".bundles");
+        fs::create_dir_all(&bundles).unwrap();
+        let (a, b) = (bundles.join("a"), bundles.join("b"));
+        drop(claim(&bundles, &a).unwrap());
+        write_over(&a.join("config.json"), b"{\"a longer\": \"config\"}", 0o644).unwrap();
+        let (dir_ino, file_ino) = (ino(&a), ino(&a.join("config.json")));
+        assert!(retire(&a, BUNDLE_FILES));
+        assert!(bundles.join(FREE).join("a").join("config.json").exists());
+        // A name in use is refused, and what waits stays.
+        fs::create_dir(bundles.join("taken")).unwrap();
+        assert!(matches!(
+            claim(&bundles, &bundles.join("taken")),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists
+        ));
+        assert!(bundles.join(FREE).join("a").is_dir());
+        drop(claim(&bundles, &b).unwrap());
+        assert_eq!((ino(&b), ino(&b.join("config.json"))), (dir_ino, file_ino));
+        write_over(&b.join("config.json"), b"{}", 0o644).unwrap();
+        assert_eq!(fs::read(b.join("config.json")).unwrap(), b"{}");
+        // A bundle with more than its config (a rootfs dir for an overlay) is not kept.
+        fs::create_dir(b.join("rootfs")).unwrap();
+        assert!(!retire(&b, BUNDLE_FILES));
+        // Nor is a state dir's file kept as a bundle's.
+        fs::remove_dir(b.join("rootfs")).unwrap();
+        fs::write(b.join(STATE), b"{}").unwrap();
+        assert!(!retire(&b, BUNDLE_FILES));
     }
 }

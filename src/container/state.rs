@@ -268,7 +268,7 @@ impl Dir {
     /// holds state files only (see [`reuse`]), else removed. The lock is
     /// let go once the directory is no longer this container's.
     pub fn remove(&self) -> Result<()> {
-        if reuse::retire(&self.path) {
+        if reuse::retire(&self.path, reuse::STATE_FILES) {
             unsafe { libc::flock(self._lock.as_raw_fd(), libc::LOCK_UN) };
             return Ok(());
         }

@@ -38,7 +38,10 @@ pub type FdPath = CPath<32>;
 
 impl<const N: usize> CPath<N> {
     pub const fn new() -> Self {
-        CPath { buf: [0; N], len: 0 }
+        CPath {
+            buf: [0; N],
+            len: 0,
+        }
     }
     pub fn push_bytes(&mut self, b: &[u8]) -> SysResult<()> {
         if self.len + b.len() >= self.buf.len() {

@@ -244,10 +244,17 @@ pub fn host_mounts_containing(needle: &str) -> Vec<String> {
 /// What a runtime's state root still holds of containers: its entries (none
 /// when it does not exist), a launch bundle left in `.bundles/` as
 /// `.bundles/<id>` (`.bundles` itself stays, like the root). mica's `@free`
-/// holds removed containers' directories waiting to be reused, each with at
-/// most its two spare state files (`state.old`, `state.spare`): anything else
+/// (and `.bundles/@free`) hold removed containers' directories (bundles)
+/// waiting to be reused, each with at most its spare state files
+/// (`state.old`, `state.spare`; a bundle its `config.json`): anything else
 /// there shows as `@free/<entry>` or `@free/<dir>/<file>`.
 pub fn state_left(root: &Path) -> Vec<String> {
+    left_in(root, "", &["state.old", "state.spare"])
+}
+
+/// [`state_left`] of `dir`, its entries named `<prefix><name>`; `keep`:
+/// what a waiting directory in its `@free` may hold.
+fn left_in(dir: &Path, prefix: &str, keep: &[&str]) -> Vec<String> {
     let list = |dir: &Path| -> Vec<String> {
         match std::fs::read_dir(dir) {
             Ok(rd) => rd
@@ -259,25 +266,28 @@ pub fn state_left(root: &Path) -> Vec<String> {
         }
     };
     let mut out = Vec::new();
-    for e in list(root) {
+    for e in list(dir) {
+        let name = format!("{prefix}{e}");
         match e.as_str() {
-            ".bundles" => out.extend(list(&root.join(&e)).into_iter().map(|b| format!("{e}/{b}"))),
+            ".bundles" if prefix.is_empty() => {
+                out.extend(left_in(&dir.join(&e), ".bundles/", &["config.json"]))
+            }
             "@free" => {
-                for d in list(&root.join(&e)) {
-                    let dir = root.join(&e).join(&d);
-                    if !dir.is_dir() {
-                        out.push(format!("{e}/{d}"));
+                for d in list(&dir.join(&e)) {
+                    let waiting = dir.join(&e).join(&d);
+                    if !waiting.is_dir() {
+                        out.push(format!("{name}/{d}"));
                         continue;
                     }
                     out.extend(
-                        list(&dir)
+                        list(&waiting)
                             .into_iter()
-                            .filter(|f| f != "state.old" && f != "state.spare")
-                            .map(|f| format!("{e}/{d}/{f}")),
+                            .filter(|f| !keep.contains(&f.as_str()))
+                            .map(|f| format!("{name}/{d}/{f}")),
                     );
                 }
             }
-            _ => out.push(e),
+            _ => out.push(name),
         }
     }
     out
