@@ -1053,6 +1053,35 @@ fn run_returns_exit_code_and_cleans_up() {
     env.assert_state_empty();
 }
 
+/// Containers started and removed at once on one state root: each takes a
+/// removed container's directory from `<root>/@free` or makes one, never one
+/// another run holds (the reuse races), and all of them go back there.
+#[test]
+fn concurrent_runs_share_the_state_root() {
+    let env = Env::new();
+    let b = env.bundle("busybox", &["/bin/true"], |_| {});
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..8 {
+                    let (code, out, err) = env.run(&b);
+                    assert_eq!(code, 0, "stdout={out} stderr={err}");
+                    assert_eq!(err, "", "run printed on stderr");
+                }
+            });
+        }
+    });
+    env.assert_state_empty();
+    let waiting = std::fs::read_dir(env.root.join("@free")).unwrap().count();
+    assert!(
+        (1..=8).contains(&waiting),
+        "{waiting} directories in @free after 4 at a time"
+    );
+    let out = env.mica(&["list", "-q"]);
+    assert!(out.status.success(), "list: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "list shows @free");
+}
+
 /// `run --keep` (runc's flag) leaves the stopped container for `state` and
 /// `delete` instead of deleting it.
 #[test]
