@@ -140,7 +140,7 @@ fn create_with(
     // save that ends creation is the first with it (one state file fewer to
     // write per container; whatever a crash leaves is found by its cgroup).
     // The hooks the container process runs itself get the state from us.
-    let container_hooks = some(hooks.create_container()) || some(hooks.start_container());
+    let container_hooks = plan.child_hooks();
     let early_pid = plan.prepivot_hooks || container_hooks;
 
     let dir = Dir::create(root, id)?;

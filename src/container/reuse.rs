@@ -71,13 +71,15 @@ pub fn claim(root: &Path, path: &Path) -> io::Result<fs::File> {
             Err(e) => return Err(e),
         }
     }
-    fs::create_dir(path)?;
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o711));
-    let f = fs::File::open(path)?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(f)
+    make_dir(path)?;
+    lock_dir(path, true)
+}
+
+/// A container's directory: 0711 (not what the umask leaves), as runc's.
+fn make_dir(p: &Path) -> io::Result<()> {
+    fs::create_dir(p)?;
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o711));
+    Ok(())
 }
 
 /// A new directory in `free` for [`claim`] (its name is this process's: a
@@ -85,20 +87,33 @@ pub fn claim(root: &Path, path: &Path) -> io::Result<fs::File> {
 fn make(free: &Path) -> PathBuf {
     let _ = fs::DirBuilder::new().mode(0o700).create(free);
     let dir = free.join(format!("new-{}", std::process::id()));
-    if fs::DirBuilder::new().mode(0o711).create(&dir).is_ok() {
-        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o711));
-    }
+    let _ = make_dir(&dir);
     dir
+}
+
+/// Open the directory `dir` and take its lock (`flock`), waiting for it
+/// when `wait`, else failing (EWOULDBLOCK) while another process holds it.
+pub fn lock_dir(dir: &Path, wait: bool) -> io::Result<fs::File> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)?;
+    let op = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    if unsafe { libc::flock(f.as_raw_fd(), op) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 /// `dir` in `@free`, opened and locked unless another process holds it
 /// (a create taking it, a delete still finishing). Checked to still be the
 /// directory at `dir` once locked: while we hold it nobody moves it.
 fn lock_free(dir: &Path) -> Option<fs::File> {
-    let f = fs::File::open(dir).ok()?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
-        return None;
-    }
+    let f = lock_dir(dir, false).ok()?;
     same_file(&f, dir).then_some(f)
 }
 
@@ -193,7 +208,7 @@ pub fn same_file(f: &fs::File, path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::{sample, Dir};
+    use super::super::state::{sample, Dir, State};
     use super::*;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
@@ -229,6 +244,13 @@ mod tests {
     fn ino(p: &Path) -> u64 {
         fs::metadata(p).unwrap().ino()
     }
+    /// Container `id`'s new directory in `root`, its state saved once.
+    fn saved_once(root: &Root, id: &str) -> (Dir, State) {
+        let dir = Dir::create(&root.0, id).unwrap();
+        let st = sample(id);
+        dir.save(&st).unwrap();
+        (dir, st)
+    }
     fn saved(dir: &Dir) -> String {
         dir.load().unwrap().expect("a state").id
     }
@@ -236,9 +258,7 @@ mod tests {
     #[test]
     fn saves_swap_two_files_and_make_no_third() {
         let root = Root::new("saves");
-        let dir = Dir::create(&root.0, "c1").unwrap();
-        let mut st = sample("c1");
-        dir.save(&st).unwrap();
+        let (dir, mut st) = saved_once(&root, "c1");
         assert_eq!(files(&dir.path).keys().collect::<Vec<_>>(), [STATE]);
         st.bundle = "/a/longer/bundle/path/than/before".into();
         dir.save(&st).unwrap();
@@ -259,9 +279,7 @@ mod tests {
     #[test]
     fn a_removed_dir_is_reused_with_its_files_and_no_state() {
         let root = Root::new("dirs");
-        let dir = Dir::create(&root.0, "old").unwrap();
-        let mut st = sample("old");
-        dir.save(&st).unwrap();
+        let (dir, mut st) = saved_once(&root, "old");
         st.phase = super::super::state::Status::Running;
         dir.save(&st).unwrap();
         let (dir_ino, kept) = (ino(&dir.path), files(&dir.path));

@@ -172,18 +172,6 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-fn lock(path: &Path) -> Result<File> {
-    let f =
-        File::open(path).map_err(|e| Error::io(format!("open state dir {}", path.display()), e))?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
-        return Err(Error::io(
-            format!("lock {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(f)
-}
-
 impl Dir {
     /// Make a new container's state dir; fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Dir> {
@@ -211,14 +199,12 @@ impl Dir {
     pub fn open(root: &Path, id: &str) -> Result<Dir> {
         validate_id(id)?;
         let path = root.join(id);
-        if !path.is_dir() {
-            return Err(Error::NotFound(id.to_string()));
-        }
-        let lock = match lock(&path) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        let lock = match reuse::lock_dir(&path, true) {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 return Err(Error::NotFound(id.to_string()))
             }
-            r => r?,
+            Err(e) => return Err(Error::io(format!("lock {}", path.display()), e)),
         };
         // It may have been deleted while we waited for the lock, and its
         // directory reused for another container.

@@ -215,9 +215,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     // only for hooks the child runs: without them no buffer (64 KiB written
     // before the clone and freed after it were pages both processes share
     // copy-on-write, the parent's next allocations faulting on them).
-    let child_hooks =
-        !plan.create_container_hooks.is_empty() || !plan.start_container_hooks.is_empty();
-    let mut state_buf = if child_hooks {
+    let mut state_buf = if plan.child_hooks() {
         vec![0u8; STATE_BUF]
     } else {
         Vec::new()

@@ -297,6 +297,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The child runs createContainer or startContainer hooks: it is sent
+    /// the state JSON for them (and only then has a buffer for it).
+    pub fn child_hooks(&self) -> bool {
+        !self.create_container_hooks.is_empty() || !self.start_container_hooks.is_empty()
+    }
+
     /// Without a new cgroup namespace, a fresh mount of a v1 hierarchy would
     /// show the host's whole tree: bind the container's own directory of each
     /// hierarchy instead, as runc does, so its limits are what it sees at
