@@ -27,7 +27,7 @@
 //! last container's state as `state.old` until it is reused (the root is
 //! 0700, as runc's).
 
-use super::state::{rename_exchange, renameat2};
+use super::state::{renameat2, swap_in};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -166,17 +166,11 @@ pub fn retire(dir: &Path, keep: &[&str]) -> bool {
 pub fn write_swap(dir: &Path, state: &Path, data: &[u8]) -> io::Result<()> {
     let spare = dir.join(SPARE);
     write_over(&spare, data, 0o600)?;
-    match rename_exchange(&spare, state) {
-        Ok(()) => Ok(()),
-        // The first save (no state yet), or a filesystem without exchange.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
-            fs::rename(&spare, state)?;
-            // A reused directory's last state is the next spare.
-            let _ = fs::rename(dir.join(OLD), &spare);
-            Ok(())
-        }
-        Err(e) => Err(e),
+    if !swap_in(&spare, state)? {
+        // The first save: a reused directory's last state is the next spare.
+        let _ = fs::rename(dir.join(OLD), &spare);
     }
+    Ok(())
 }
 
 /// Write `data` as `path`'s content over what it held, in place (a new

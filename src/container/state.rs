@@ -9,7 +9,6 @@ use crate::cgroups::Cgroup;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -271,27 +270,13 @@ impl Dir {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // No fsync: the state describes processes, which a reboot ends anyway
-        // (and /run is a tmpfs); the swap alone makes the write atomic.
-        f.write_all(data)?;
-        drop(f);
-        // Exchange, then unlink the old file, rather than rename over it: on
-        // ext4 a rename over an existing file starts writeback of the new
-        // one (auto_da_alloc), a disk write per state change.
-        match rename_exchange(&tmp, path) {
-            Ok(()) => std::fs::remove_file(&tmp),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
-                std::fs::rename(&tmp, path)
-            }
-            Err(e) => Err(e),
+        // No fsync: the file describes processes, which a reboot ends anyway;
+        // the swap alone makes the write atomic.
+        reuse::write_over(&tmp, data, mode)?;
+        if swap_in(&tmp, path)? {
+            std::fs::remove_file(&tmp)?;
         }
+        Ok(())
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -299,9 +284,19 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     })
 }
 
-/// renameat2(RENAME_EXCHANGE): swap two paths atomically.
-pub(super) fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    renameat2(a, b, libc::RENAME_EXCHANGE)
+/// Put `new` in `path`'s place atomically. Exchanged rather than renamed
+/// over: on ext4 a rename over an existing file starts writeback of the new
+/// one (auto_da_alloc), a disk write per change. True: `new` now holds what
+/// `path` held; false: nothing was there (or this filesystem cannot
+/// exchange), `new` is gone.
+pub(super) fn swap_in(new: &Path, path: &Path) -> std::io::Result<bool> {
+    match renameat2(new, path, libc::RENAME_EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINVAL)) => {
+            std::fs::rename(new, path).map(|()| false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// renameat2(2) with `flags` (RENAME_EXCHANGE, RENAME_NOREPLACE).
