@@ -615,6 +615,52 @@ fn create_start_kill_delete() {
     c.assert_gone();
 }
 
+/// `start` returns once the process has exec'd, as runc's does: a slow
+/// startContainer hook (run by the init between the fifo and the exec)
+/// makes a start that returned early see the init still as mica.
+#[test]
+fn start_returns_after_the_exec() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "startexec");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |cfg| {
+        cfg["hooks"] = json!({
+            "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+        });
+    });
+    c.create_ok(&b);
+    let pid = c.pid();
+    assert_eq!(cmdline(pid).first().map(String::as_str), Some(mica_bin()));
+    c.start_ok();
+    assert_eq!(
+        cmdline(pid),
+        [PROBE, "--sleep", "inf"],
+        "start returned before the exec"
+    );
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    c.assert_gone();
+}
+
+/// A start whose init died before it took the byte says so and leaves the
+/// container stopped, not running.
+#[test]
+fn start_of_a_dead_init_fails() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "startdead");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    // SAFETY: kill(2) on the init we created.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} survived SIGKILL");
+    let out = c.mica(&["start", &c.id]);
+    assert!(!out.ok(), "start of a dead init succeeded: {out:?}");
+    assert_eq!(c.status(), "stopped");
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    c.assert_gone();
+}
+
 // ---------------------------------------------------------------------------
 // 2. Wrong transitions
 // ---------------------------------------------------------------------------

@@ -303,23 +303,61 @@ fn apply_resources(cg: &Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> 
     Ok(())
 }
 
-/// Signal the init blocked on the exec fifo to exec the process.
+/// Signal the init blocked on the exec fifo to exec the process, and wait
+/// until it has: like runc's, `start` returns once the process runs.
+///
+/// The init reads the fifo through an O_RDWR descriptor that closes when it
+/// execs (or dies). A read end opened before our write end sees POLLHUP once
+/// the last writer is gone: our write end, closed after the byte, then the
+/// init's. We never read, so the byte can only go to the init; while it is
+/// still unread, poll says POLLIN and we wait a little and look again. An
+/// init that died before it took the byte leaves it unread: not running.
 fn release(dir: &Dir) -> Result<()> {
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let fifo = dir.fifo_path();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&fifo)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENXIO) | Some(libc::ENOENT) => Error::NotRunning,
-            _ => Error::io(format!("open {}", fifo.display()), e),
-        })?;
-    f.write_all(b"0")
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENXIO) | Some(libc::ENOENT) => Error::NotRunning,
+                _ => Error::io(format!("open {}", fifo.display()), e),
+            })
+    };
+    let watch = open(false)?;
+    open(true)?
+        .write_all(b"0")
         .map_err(|e| Error::io(format!("write {}", fifo.display()), e))?;
     let _ = std::fs::remove_file(&fifo);
-    Ok(())
+    loop {
+        let mut p = libc::pollfd {
+            fd: watch.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::io(format!("poll {}", fifo.display()), e));
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // Gone with the byte unread: it died before start.
+            if p.revents & libc::POLLIN != 0 {
+                return Err(Error::NotRunning);
+            }
+            return Ok(());
+        }
+        // The byte is not taken yet.
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }
 
 fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
