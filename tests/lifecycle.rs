@@ -1234,6 +1234,31 @@ fn run_detached_keeps_running() {
     c.assert_gone();
 }
 
+/// `run -d` returns once the process has exec'd (runc's create + start
+/// does): a slow startContainer hook, run between Ready and the exec,
+/// makes an early return certain.
+#[test]
+fn run_detached_returns_after_the_exec() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "rundexec");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+        cfg["hooks"] = json!({
+            "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+        });
+    });
+    let out = c.mica(&["run", "-d", "--bundle", b.to_str().unwrap(), &c.id]);
+    assert_eq!(out.code, 0, "run -d: {out:?}");
+    let pid = c.pid();
+    assert_eq!(
+        cmdline(pid),
+        [PROBE, "--sleep", "inf", "--quiet"],
+        "run -d returned before the exec"
+    );
+    let out = c.mica(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete --force: {out:?}");
+    c.assert_gone();
+}
+
 // ---------------------------------------------------------------------------
 // 5. exec
 // ---------------------------------------------------------------------------

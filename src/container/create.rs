@@ -576,7 +576,12 @@ pub fn run_spec(
         spec,
     } = create_with(root, id, opts, bundle, spec, console, true)?;
     let pid = spawned.pid();
-    let master = match receive_terminal(own_tty.as_ref()) {
+    // Once the process has exec'd (as runc's start waits for it): poststart
+    // runs after the exec, and `run -d` returns with the process running.
+    let master = match receive_terminal(own_tty.as_ref()).and_then(|m| {
+        spawned.wait_exec()?;
+        Ok(m)
+    }) {
         Ok(m) => m,
         Err(e) => {
             spawned.kill();
