@@ -292,7 +292,7 @@ fn replace(dir: &Path, rules: &[Rule]) -> Result<()> {
         }
     };
     let prog = load(&program(rules), dir)?;
-    let cg = std::fs::File::open(dir).map_err(io("open"))?;
+    let cg = super::at::open(dir, libc::O_RDONLY | libc::O_DIRECTORY).map_err(io("open"))?;
     let old = attached(&cg).map_err(io("list the device eBPF programs (BPF_PROG_QUERY) of"))?;
     let mut attr = ProgAttach {
         target_fd: cg.as_raw_fd() as u32,

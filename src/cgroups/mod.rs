@@ -13,6 +13,7 @@
 //! statistics `mica events` prints are described in `stats.rs`, their v1
 //! and v2 readers are in `v1.rs` and `v2.rs`.
 
+pub(crate) mod at;
 mod devices;
 pub mod stats;
 mod v1;
@@ -614,7 +615,7 @@ impl HierarchyDir {
         let Some(top) = &self.created_top else {
             return false;
         };
-        match fs::remove_dir(&self.dir) {
+        match at::rmdir(&self.dir) {
             Ok(()) => self.remove_ancestors(top).is_ok(),
             Err(e) => e.kind() == io::ErrorKind::NotFound,
         }
@@ -626,7 +627,7 @@ impl HierarchyDir {
             if !d.starts_with(top) {
                 break;
             }
-            match fs::remove_dir(d) {
+            match at::rmdir(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 // Someone else put a cgroup below an ancestor we created
@@ -663,7 +664,7 @@ fn mkdir(p: &Path) -> Result<Mkdir> {
         path: p.to_path_buf(),
         err,
     };
-    match fs::create_dir(p) {
+    match at::mkdir(p) {
         Ok(()) => Ok(Mkdir::Made),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             if p.is_dir() {
@@ -704,7 +705,7 @@ fn rmdir_tree(dir: &Path, deadline: Instant) -> Result<()> {
         }
     }
     loop {
-        match fs::remove_dir(dir) {
+        match at::rmdir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
@@ -1492,7 +1493,7 @@ fn is_gone(e: &io::Error) -> bool {
 }
 
 fn read(path: &Path) -> Result<String> {
-    crate::kfile::read_to_string(path).map_err(|err| Error::Io {
+    at::read_to_string(path).map_err(|err| Error::Io {
         op: "read",
         path: path.to_path_buf(),
         err,
@@ -1501,7 +1502,7 @@ fn read(path: &Path) -> Result<String> {
 
 /// Like `read`, but a missing file (or removed cgroup) is `None`.
 fn read_opt(path: &Path) -> Result<Option<String>> {
-    match crate::kfile::read_to_string(path) {
+    match at::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if is_gone(&e) => Ok(None),
         Err(err) => Err(Error::Io {
@@ -1515,9 +1516,7 @@ fn read_opt(path: &Path) -> Result<Option<String>> {
 /// Write one value to an existing cgroup file, in a single write.
 fn write(path: &Path, value: &str) -> Result<()> {
     use std::io::Write;
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)
+    at::open(path, libc::O_WRONLY)
         .and_then(|mut f| f.write_all(value.as_bytes()))
         .map_err(|err| write_error(path, value, err))
 }

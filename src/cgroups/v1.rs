@@ -1,6 +1,6 @@
 //! cgroup v1 specifics: one directory per hierarchy, per-controller files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -355,9 +355,7 @@ pub(super) fn set_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()>
             } else {
                 "devices.deny"
             });
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&path)
+            let f = super::at::open(&path, libc::O_WRONLY)
                 .map_err(|err| write_error(&path, line, err))?;
             *slot = Some((path, f));
         }

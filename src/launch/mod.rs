@@ -221,16 +221,20 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
         Vec::new()
     };
     let cg_fd = match cgroup.and_then(|c| c.v2_dir()) {
-        Some(dir) if !plan.user_ns => std::fs::File::open(dir).ok().map(OwnedFd::from),
+        Some(dir) if !plan.user_ns => {
+            crate::cgroups::at::open(dir, libc::O_RDONLY | libc::O_DIRECTORY)
+                .ok()
+                .map(OwnedFd::from)
+        }
         _ => None,
     };
     let mut plan = plan;
     if let Some(cg) = cgroup {
         plan.cgroup_tasks = cg
             .v1_tasks()?
-            .into_iter()
+            .iter()
             .map(|path| {
-                std::ffi::CString::new(path.into_os_string().into_encoded_bytes())
+                crate::cgroups::at::split(path)
                     .map_err(|_| Error::Protocol("NUL in a cgroup path".into()))
             })
             .collect::<Result<_>>()?;
@@ -289,6 +293,13 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
 fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     let mut v: Vec<i32> = plan.join_ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
     v.push(sync);
+    // The dir the v1 `tasks` paths are relative to.
+    v.extend(
+        plan.cgroup_tasks
+            .iter()
+            .map(|(dir, _)| *dir)
+            .filter(|&d| d != libc::AT_FDCWD),
+    );
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
     v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
     v.extend(
@@ -297,6 +308,7 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
             .filter_map(|m| m.idmap.as_ref().map(|i| i.tree.as_raw_fd())),
     );
     v.sort_unstable();
+    v.dedup();
     v
 }
 

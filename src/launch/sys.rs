@@ -405,7 +405,11 @@ pub fn write_all(fd: c_int, mut data: &[u8]) -> SysResult<()> {
 
 /// Open `path` for writing and write `data` (for /proc and /sys knobs).
 pub fn write_file(path: *const c_char, data: &[u8]) -> SysResult<()> {
-    let fd = open(path, libc::O_WRONLY, 0)?;
+    write_file_at(libc::AT_FDCWD, path, data)
+}
+
+pub fn write_file_at(dir: c_int, path: *const c_char, data: &[u8]) -> SysResult<()> {
+    let fd = openat(dir, path, libc::O_WRONLY, 0)?;
     let r = write_all(fd, data);
     close(fd);
     r
