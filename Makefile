@@ -91,7 +91,7 @@ test-cgroup2: fixtures
 BENCH_PKGS  ?= runc crun bubblewrap hyperfine qemu-system-x86 busybox-static
 # 300 containers per throughput level (the default 100 take ~0.3 s per contender,
 # short enough for the machine's noise to move the ratios by 10%).
-BENCH_FLAGS ?= --vm --throughput 300
+BENCH_FLAGS ?= --vm --throughput 600
 BENCH_YOUKI ?=
 .PHONY: bench
 bench: release fixtures
