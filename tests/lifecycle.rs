@@ -615,6 +615,15 @@ fn create_start_kill_delete() {
     c.assert_gone();
 }
 
+/// A startContainer hook that takes 0.3 s: it runs in the init between
+/// the go-ahead and the exec, so a command that returns before the exec
+/// returns with the init still mica.
+fn slow_start_hook(cfg: &mut Value) {
+    cfg["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+    });
+}
+
 /// `start` returns once the process has exec'd, as runc's does: a slow
 /// startContainer hook (run by the init between the fifo and the exec)
 /// makes a start that returned early see the init still as mica.
@@ -622,11 +631,7 @@ fn create_start_kill_delete() {
 fn start_returns_after_the_exec() {
     let env = Env::new();
     let c = Ctr::new(&env, "startexec");
-    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |cfg| {
-        cfg["hooks"] = json!({
-            "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
-        });
-    });
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], slow_start_hook);
     c.create_ok(&b);
     let pid = c.pid();
     assert_eq!(cmdline(pid).first().map(String::as_str), Some(mica_bin()));
@@ -1241,11 +1246,11 @@ fn run_detached_keeps_running() {
 fn run_detached_returns_after_the_exec() {
     let env = Env::new();
     let c = Ctr::new(&env, "rundexec");
-    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
-        cfg["hooks"] = json!({
-            "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
-        });
-    });
+    let b = c.bundle(
+        "busybox",
+        &[PROBE, "--sleep", "inf", "--quiet"],
+        slow_start_hook,
+    );
     let out = c.mica(&["run", "-d", "--bundle", b.to_str().unwrap(), &c.id]);
     assert_eq!(out.code, 0, "run -d: {out:?}");
     let pid = c.pid();
