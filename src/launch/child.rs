@@ -60,9 +60,8 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     expect(sync_fd, sync::Kind::Go)?;
     // Into the v1 cgroups: "0" moves this (single) thread without the
     // kernel's grace-period wait that a cgroup.procs write of a pid costs.
-    for (dir, path) in &plan.cgroup_tasks {
-        sys::write_file_at(*dir, path.as_ptr(), b"0")
-            .map_err(fail(Step::Cgroup, path.to_bytes()))?;
+    for (dir, at, path) in &plan.cgroup_tasks {
+        sys::write_file_at(*dir, at.as_ptr(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
     }
     if plan.user_ns {
         // The maps are written: become the namespace's root, so what we

@@ -234,8 +234,11 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
             .v1_tasks()?
             .iter()
             .map(|path| {
-                crate::cgroups::at::split(path)
-                    .map_err(|_| Error::Protocol("NUL in a cgroup path".into()))
+                let nul = || Error::Protocol("NUL in a cgroup path".into());
+                let (dir, at) = crate::cgroups::at::split(path).map_err(|_| nul())?;
+                let full = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| nul())?;
+                Ok((dir, at, full))
             })
             .collect::<Result<_>>()?;
     }
@@ -297,7 +300,7 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     v.extend(
         plan.cgroup_tasks
             .iter()
-            .map(|(dir, _)| *dir)
+            .map(|(dir, _, _)| *dir)
             .filter(|&d| d != libc::AT_FDCWD),
     );
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));

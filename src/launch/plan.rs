@@ -288,9 +288,10 @@ pub struct Plan {
     /// ones is closed first thing — the parent's state-dir lock among them.
     pub keep_fds: Vec<i32>,
     /// The container's v1 `tasks` files, each as a dir fd (or AT_FDCWD) and
-    /// a path for openat (see `cgroups::at`): the child joins each by
-    /// writing "0" once the parent has made them (`Cgroup::v1_tasks`).
-    pub cgroup_tasks: Vec<(libc::c_int, CString)>,
+    /// a path for openat (see `cgroups::at`), and the full path for errors:
+    /// the child joins each by writing "0" once the parent has made them
+    /// (`Cgroup::v1_tasks`).
+    pub cgroup_tasks: Vec<(libc::c_int, CString, CString)>,
     /// The parent joins the cgroup2 dir after `Go`, while the child mounts
     /// (when clone3 could not: a cgroup.procs write waits for an RCU grace
     /// period); the child waits for `Joined` before its cgroup namespace.
