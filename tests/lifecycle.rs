@@ -666,6 +666,83 @@ fn start_of_a_dead_init_fails() {
     c.assert_gone();
 }
 
+/// A `start` waiting for an init that cannot exec (stopped here) holds
+/// nobody up: state, list and kill go on, and once the init is killed the
+/// start says it is not running.
+#[test]
+fn start_waiting_for_a_stopped_init_blocks_nobody() {
+    let env = Env::new();
+    let c = Ctr::new(&env, "startstop");
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    // SAFETY: kill(2) on the init we created.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let start = c.spawn(&["start", &c.id]);
+    // Every call below has mica's hang timeout: none may wait for the start.
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    while c.status() != "running" {
+        assert!(Instant::now() < deadline, "start never signalled the init");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = c.mica(&["list", "-q"]);
+    assert!(out.ok() && out.stdout.contains(&c.id), "list: {out:?}");
+    let out = c.mica(&["kill", &c.id, "KILL"]);
+    assert!(out.ok(), "kill: {out:?}");
+    let out = start.finish(CMD_TIMEOUT);
+    assert!(
+        !out.ok(),
+        "start of an init killed before it exec'd: {out:?}"
+    );
+    assert!(out.stderr.contains("not running"), "{out:?}");
+    c.wait_status("stopped");
+    let out = c.mica(&["delete", &c.id]);
+    assert!(out.ok(), "delete: {out:?}");
+    c.assert_gone();
+}
+
+/// A cwd that leads out of the rootfs through one of the runtime's own fds
+/// (runc's CVE-2024-21626: `/proc/self/fd/N`) is refused, whatever N.
+#[test]
+fn cwd_through_an_inherited_fd_is_refused() {
+    let env = Env::new();
+    for n in 3..=12 {
+        let c = Ctr::new(&env, &format!("cwdfd{n}"));
+        let cwd = format!("/proc/self/fd/{n}");
+        let b = c.bundle("busybox", &["/bin/sh", "-c", "pwd; ls .."], |cfg| {
+            cfg["process"]["cwd"] = json!(cwd);
+        });
+        let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
+        assert_ne!(
+            out.code, 0,
+            "cwd {cwd} was accepted: the process ran in {:?}",
+            out.stdout
+        );
+        c.assert_gone();
+    }
+}
+
+/// `run` (attached or detached) reports a failing startContainer hook as
+/// its own error and leaves nothing behind.
+#[test]
+fn run_reports_a_failing_start_container_hook() {
+    let env = Env::new();
+    for detach in [false, true] {
+        let c = Ctr::new(&env, if detach { "runhookd" } else { "runhook" });
+        let b = c.bundle("busybox", &[PROBE, "--sleep", "inf", "--quiet"], |cfg| {
+            cfg["hooks"] = json!({"startContainer": [{"path": "/bin/false"}]});
+        });
+        let mut args = vec!["run", "--bundle", b.to_str().unwrap()];
+        if detach {
+            args.push("-d");
+        }
+        args.push(&c.id);
+        let out = c.mica(&args);
+        assert_fails_with(&out, "startContainer", "run with a failing hook");
+        c.assert_gone();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 2. Wrong transitions
 // ---------------------------------------------------------------------------

@@ -295,9 +295,12 @@ pub fn launch(root: &Path, store: Option<&Path>, l: &Launch) -> Result<i32, Fail
 fn exec_failure(e: container::Error) -> Failure {
     use crate::launch::Step;
     let code = match &e {
-        container::Error::Launch(crate::launch::Error::Child { step, .. }) => match step {
+        container::Error::Launch(crate::launch::Error::Child { step, errno, .. }) => match step {
             Step::ExecNotFound => EXIT_NOT_FOUND,
             Step::ExecPermission => EXIT_CANNOT_EXEC,
+            // The execve itself failed (a missing ELF interpreter, ENOEXEC).
+            Step::ExecLookup if *errno == nix::errno::Errno::ENOENT => EXIT_NOT_FOUND,
+            Step::ExecLookup => EXIT_CANNOT_EXEC,
             _ => EXIT_MICA,
         },
         _ => EXIT_MICA,

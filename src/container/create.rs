@@ -303,18 +303,10 @@ fn apply_resources(cg: &Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> 
     Ok(())
 }
 
-/// Signal the init blocked on the exec fifo to exec the process, and wait
-/// until it has: like runc's, `start` returns once the process runs.
-///
-/// The init reads the fifo through an O_RDWR descriptor that closes when it
-/// execs (or dies). A read end opened before our write end sees POLLHUP once
-/// the last writer is gone: our write end, closed after the byte, then the
-/// init's. We never read, so the byte can only go to the init; while it is
-/// still unread, poll says POLLIN and we wait a little and look again. An
-/// init that died before it took the byte leaves it unread: not running.
-fn release(dir: &Dir) -> Result<()> {
+/// Signal the init blocked on the exec fifo to exec the process. Returns a
+/// read end of the fifo for [`wait_exec`], opened before our write end.
+fn release(dir: &Dir) -> Result<std::fs::File> {
     use std::io::Write;
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let fifo = dir.fifo_path();
     let open = |write: bool| {
@@ -333,38 +325,44 @@ fn release(dir: &Dir) -> Result<()> {
         .write_all(b"0")
         .map_err(|e| Error::io(format!("write {}", fifo.display()), e))?;
     let _ = std::fs::remove_file(&fifo);
+    Ok(watch)
+}
+
+/// Wait until the init released by [`release`] has exec'd: like runc's,
+/// `start` returns once the process runs.
+///
+/// The init reads the fifo through an O_RDWR descriptor that closes when it
+/// execs (or dies). A read end opened before our write end sees POLLHUP once
+/// no writer is left: our write end is closed already, so that is the
+/// init's exec (or death). Poll asks for nothing else, so it sleeps until
+/// then; we never read, so the byte can only go to the init. Still unread
+/// at POLLHUP: the init died before it took it, not running.
+fn wait_exec(watch: &std::fs::File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = watch.as_raw_fd();
     loop {
         let mut p = libc::pollfd {
-            fd: watch.as_raw_fd(),
-            events: libc::POLLIN,
+            fd,
+            events: 0,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, -1) };
-        if n < 0 {
+        if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
-            return Err(Error::io(format!("poll {}", fifo.display()), e));
+            return Err(Error::io("poll the exec fifo", e));
         }
         if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-            // Gone with the byte unread: it died before start.
-            if p.revents & libc::POLLIN != 0 {
-                return Err(Error::NotRunning);
-            }
-            return Ok(());
+            break;
         }
-        // The byte is not taken yet.
-        std::thread::sleep(std::time::Duration::from_micros(200));
     }
-}
-
-fn started(dir: &Dir, st: &mut State, spec_hooks: Option<&oci_spec::runtime::Hooks>) -> Result<()> {
-    release(dir)?;
-    st.phase = Status::Running;
-    dir.save(st)?;
-    poststart(st, spec_hooks);
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } == 0 && unread > 0 {
+        return Err(Error::NotRunning);
+    }
     Ok(())
 }
 
@@ -437,11 +435,17 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         });
     }
     let spec = load_spec(&st.bundle).ok();
-    started(
-        &dir,
-        &mut st,
-        spec.as_ref().and_then(|s| s.hooks().as_ref()),
-    )
+    // Under the lock: the go-ahead, and the state says running (as runc's
+    // does once the fifo is gone).
+    let watch = release(&dir)?;
+    st.phase = Status::Running;
+    dir.save(&st)?;
+    // Not under it: the exec may wait on startContainer hooks, or on an
+    // init someone stopped; kill, delete, state and list go on meanwhile.
+    drop(dir);
+    wait_exec(&watch)?;
+    poststart(&st, spec.as_ref().and_then(|s| s.hooks().as_ref()));
+    Ok(())
 }
 
 /// The signals `run` and `exec` pass on to the container's process instead

@@ -63,6 +63,16 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     for (dir, at, path) in &plan.cgroup_tasks {
         sys::write_file_at(*dir, at.as_ptr(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
     }
+    // The dir those paths are relative to is the host's /sys/fs/cgroup:
+    // closed now, long before the container's /proc could show it (a cwd
+    // of /proc/self/fd/N would lead out of the rootfs).
+    let mut closed = libc::AT_FDCWD;
+    for &(dir, _, _) in &plan.cgroup_tasks {
+        if dir != libc::AT_FDCWD && dir != closed {
+            sys::close(dir);
+            closed = dir;
+        }
+    }
     if plan.user_ns {
         // The maps are written: become the namespace's root, so what we
         // create is owned by a mapped id (else EOVERFLOW).
@@ -136,6 +146,15 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         finish_rootfs(plan)?;
     }
     sys::chdir(plan.cwd.as_ptr()).map_err(fail(Step::Chdir, plan.cwd.to_bytes()))?;
+    // A cwd through an fd of the host's (e.g. /proc/self/fd/N) would put
+    // the process outside its root: the kernel's getcwd then says so.
+    if !sys::cwd_is_reachable() {
+        return Err(Msg::error(
+            Step::Chdir,
+            Errno::EPERM,
+            b"(the directory is outside the container's root)",
+        ));
+    }
     if plan.exec_fifo.is_some() {
         // Before seccomp, which may refuse rt_sigaction.
         sys::exit_on_signals();
@@ -159,9 +178,13 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
                 }
             }
         }
-        // From here on nobody waits on the socket: report on stderr.
+        // `run` (no exec fifo) waits on the socket until the exec; after
+        // `start`, nobody does: report on stderr.
         for h in &plan.start_container_hooks {
             if let Err(e) = run_hook(h, state) {
+                if plan.exec_fifo.is_none() {
+                    return Err(Msg::error(Step::StartContainerHook, e, h.path.to_bytes()));
+                }
                 sys::report_stderr(&[
                     b"mica: startContainer hook ",
                     h.path.to_bytes(),
@@ -1142,8 +1165,10 @@ fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
     // but not run); stderr when the socket cannot carry the report (a
     // seccomp profile that denies sendmsg), so it is never silent.
     let fail = |step: Step, e: Errno, detail: &[u8], code: c_int| -> ! {
-        let sent =
-            plan.kind == Kind::Exec && sync::send(sync_fd, &Msg::error(step, e, detail)).is_ok();
+        // `exec` and `run` wait on the socket until the exec; a started
+        // container's `create` is gone.
+        let waited = plan.kind == Kind::Exec || plan.exec_fifo.is_none();
+        let sent = waited && sync::send(sync_fd, &Msg::error(step, e, detail)).is_ok();
         if !sent {
             let sep: &[u8] = if detail.is_empty() { b"" } else { b" " };
             sys::report_stderr(&[

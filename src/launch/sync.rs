@@ -93,6 +93,7 @@ steps!(
     MountAttr,
     Scheduler,
     IoPriority,
+    StartContainerHook,
 );
 
 impl Step {
@@ -146,6 +147,7 @@ impl Step {
             MountAttr => "set recursive mount attributes (mount_setattr)",
             Scheduler => "set the scheduling policy (sched_setattr)",
             IoPriority => "set the I/O priority (ioprio_set)",
+            StartContainerHook => "run startContainer hook",
         }
     }
 }

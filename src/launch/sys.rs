@@ -307,6 +307,15 @@ pub fn chdir(path: *const c_char) -> SysResult<()> {
     check_int(unsafe { libc::chdir(path) }).map(drop)
 }
 
+/// Is the cwd below the root? The getcwd system call prefixes a path it
+/// cannot reach from the root with "(unreachable)" (or fails: ENOENT).
+pub fn cwd_is_reachable() -> bool {
+    let mut buf = [0u8; 4096];
+    let rc = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    // ERANGE: a path longer than PATH_MAX is still a path from the root.
+    rc > 0 && buf[0] == b'/' || rc < 0 && Errno::last() == Errno::ERANGE
+}
+
 pub fn fchdir(fd: c_int) -> SysResult<()> {
     check_int(unsafe { libc::fchdir(fd) }).map(drop)
 }
