@@ -60,18 +60,15 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     expect(sync_fd, sync::Kind::Go)?;
     // Into the v1 cgroups: "0" moves this (single) thread without the
     // kernel's grace-period wait that a cgroup.procs write of a pid costs.
-    for (dir, at, path) in &plan.cgroup_tasks {
-        sys::write_file_at(*dir, at.as_ptr(), b"0").map_err(fail(Step::Cgroup, path.to_bytes()))?;
+    for (at, path) in &plan.cgroup_tasks {
+        sys::write_file_at(plan.cgroup_dir, at.as_ptr(), b"0")
+            .map_err(fail(Step::Cgroup, path.to_bytes()))?;
     }
-    // The dir those paths are relative to is the host's /sys/fs/cgroup:
-    // closed now, long before the container's /proc could show it (a cwd
-    // of /proc/self/fd/N would lead out of the rootfs).
-    let mut closed = libc::AT_FDCWD;
-    for &(dir, _, _) in &plan.cgroup_tasks {
-        if dir != libc::AT_FDCWD && dir != closed {
-            sys::close(dir);
-            closed = dir;
-        }
+    // That dir is the host's /sys/fs/cgroup: closed now, long before the
+    // container's /proc could show it (a cwd of /proc/self/fd/N would lead
+    // out of the rootfs).
+    if plan.cgroup_dir != libc::AT_FDCWD {
+        sys::close(plan.cgroup_dir);
     }
     if plan.user_ns {
         // The maps are written: become the namespace's root, so what we

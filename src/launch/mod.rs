@@ -230,17 +230,16 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     };
     let mut plan = plan;
     if let Some(cg) = cgroup {
-        plan.cgroup_tasks = cg
-            .v1_tasks()?
-            .iter()
-            .map(|path| {
-                let nul = || Error::Protocol("NUL in a cgroup path".into());
-                let (dir, at) = crate::cgroups::at::split(path).map_err(|_| nul())?;
-                let full = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .map_err(|_| nul())?;
-                Ok((dir, at, full))
-            })
-            .collect::<Result<_>>()?;
+        let nul = || Error::Protocol("NUL in a cgroup path".into());
+        for path in cg.v1_tasks()? {
+            let (dir, at) = crate::cgroups::at::split(&path).map_err(|_| nul())?;
+            if dir != libc::AT_FDCWD {
+                plan.cgroup_dir = dir;
+            }
+            let full = std::ffi::CString::new(path.into_os_string().into_encoded_bytes())
+                .map_err(|_| nul())?;
+            plan.cgroup_tasks.push((at, full));
+        }
     }
     plan.keep_fds = keep_fds(&plan, child_sock.as_raw_fd());
     plan.preserved = preserved_fds(plan.preserve_fds);
@@ -296,13 +295,10 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
 fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
     let mut v: Vec<i32> = plan.join_ns.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
     v.push(sync);
-    // The dir the v1 `tasks` paths are relative to.
-    v.extend(
-        plan.cgroup_tasks
-            .iter()
-            .map(|(dir, _, _)| *dir)
-            .filter(|&d| d != libc::AT_FDCWD),
-    );
+    // Until the v1 cgroups are joined (the child closes it then).
+    if plan.cgroup_dir != libc::AT_FDCWD {
+        v.push(plan.cgroup_dir);
+    }
     v.extend(plan.exec_fifo.as_ref().map(|f| f.as_raw_fd()));
     v.extend(plan.console_socket.as_ref().map(|f| f.as_raw_fd()));
     v.extend(
@@ -311,7 +307,6 @@ fn keep_fds(plan: &Plan, sync: i32) -> Vec<i32> {
             .filter_map(|m| m.idmap.as_ref().map(|i| i.tree.as_raw_fd())),
     );
     v.sort_unstable();
-    v.dedup();
     v
 }
 

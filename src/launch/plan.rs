@@ -287,11 +287,14 @@ pub struct Plan {
     /// The fds the child keeps (sorted); every other fd above the preserved
     /// ones is closed first thing — the parent's state-dir lock among them.
     pub keep_fds: Vec<i32>,
-    /// The container's v1 `tasks` files, each as a dir fd (or AT_FDCWD) and
-    /// a path for openat (see `cgroups::at`), and the full path for errors:
-    /// the child joins each by writing "0" once the parent has made them
+    /// The container's v1 `tasks` files, each as a path for openat from
+    /// `cgroup_dir` (see `cgroups::at`) and the full path for errors: the
+    /// child joins each by writing "0" once the parent has made them
     /// (`Cgroup::v1_tasks`).
-    pub cgroup_tasks: Vec<(libc::c_int, CString, CString)>,
+    pub cgroup_tasks: Vec<(CString, CString)>,
+    /// The host's /sys/fs/cgroup (or AT_FDCWD): what the relative
+    /// `cgroup_tasks` paths start from (openat ignores it for absolute ones).
+    pub cgroup_dir: libc::c_int,
     /// The parent joins the cgroup2 dir after `Go`, while the child mounts
     /// (when clone3 could not: a cgroup.procs write waits for an RCU grace
     /// period); the child waits for `Joined` before its cgroup namespace.
@@ -1398,6 +1401,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         prepivot_hooks: false,
         keep_fds: Vec::new(),
         cgroup_tasks: Vec::new(),
+        cgroup_dir: libc::AT_FDCWD,
         join_late: false,
     })
 }
