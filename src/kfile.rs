@@ -12,8 +12,13 @@ use std::path::Path;
 
 /// The whole text of a pseudo-file, in as few reads as it allows.
 pub fn read_to_string(path: impl AsRef<Path>) -> std::io::Result<String> {
+    read_file(std::fs::File::open(path)?)
+}
+
+/// [`read_to_string`] of a file already open.
+pub fn read_file(mut f: std::fs::File) -> std::io::Result<String> {
     let mut text = String::with_capacity(4096);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    f.read_to_string(&mut text)?;
     Ok(text)
 }
 

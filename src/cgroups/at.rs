@@ -88,14 +88,13 @@ pub(crate) fn rmdir(p: &Path) -> io::Result<()> {
     check(unsafe { libc::unlinkat(dir, path.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
 }
 
-/// The whole text of a cgroup file.
+/// The whole text of a cgroup file (see `kfile`).
 pub(crate) fn read_to_string(p: &Path) -> io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(4096);
-    open(p, libc::O_RDONLY)?.read_to_string(&mut text)?;
-    Ok(text)
+    crate::kfile::read_file(open(p, libc::O_RDONLY)?)
 }
 
+// Real cgroupfs through the base (mkdir, limits, tasks, rmdir) is what the
+// `host` tests in cgroups/tests.rs do; these check the split itself.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,52 +116,6 @@ mod tests {
             assert_eq!(p.as_bytes(), outside.as_bytes());
         }
         assert!(split(Path::new("/sys/fs/cgroup/a\0b")).is_err());
-    }
-
-    /// Our own cgroup in a hierarchy mounted below the base (pids on v1 or
-    /// hybrid, the unified one on v2), if there is one.
-    fn own_cgroup_below_base() -> Option<std::path::PathBuf> {
-        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        for line in text.lines() {
-            let mut f = line.splitn(3, ':');
-            let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
-            let mount = match ctl {
-                "pids" => Path::new(BASE).join("pids"),
-                "" if !Path::new(BASE).join("pids").exists() => Path::new(BASE).to_path_buf(),
-                _ => continue,
-            };
-            let dir = mount.join(path.trim_start_matches('/'));
-            if dir.join("cgroup.procs").exists() {
-                return Some(dir);
-            }
-        }
-        None
-    }
-
-    #[test]
-    fn mkdir_write_read_rmdir_through_the_base() {
-        let Some(own) = own_cgroup_below_base() else {
-            return; // no cgroupfs below /sys/fs/cgroup here
-        };
-        if base().is_none() {
-            return;
-        }
-        let cg = own.join(format!("mica-at-test-{}", std::process::id()));
-        mkdir(&cg).unwrap();
-        let (fd, rel) = split(&cg).unwrap();
-        assert_ne!(fd, libc::AT_FDCWD);
-        assert!(!rel.as_bytes().starts_with(b"/"), "{rel:?}");
-        // What we made is where the absolute path says.
-        assert!(cg.is_dir(), "{}", cg.display());
-        let procs = cg.join("cgroup.procs");
-        assert_eq!(read_to_string(&procs).unwrap(), "");
-        // An empty write to a cgroup file through the base is accepted.
-        let opened = open(&procs, libc::O_WRONLY);
-        assert!(opened.is_ok(), "{opened:?}");
-        drop(opened);
-        rmdir(&cg).unwrap();
-        assert!(!cg.exists());
-        assert_eq!(rmdir(&cg).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
