@@ -304,7 +304,7 @@ fn apply_resources(cg: &Cgroup, linux: &oci_spec::runtime::Linux) -> Result<()> 
 }
 
 /// Signal the init blocked on the exec fifo to exec the process. Returns a
-/// read end of the fifo for [`wait_exec`], opened before our write end.
+/// read end of the fifo for [`wait_exec_fifo`], opened before our write end.
 fn release(dir: &Dir) -> Result<std::fs::File> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -337,7 +337,7 @@ fn release(dir: &Dir) -> Result<std::fs::File> {
 /// init's exec (or death). Poll asks for nothing else, so it sleeps until
 /// then; we never read, so the byte can only go to the init. Still unread
 /// at POLLHUP: the init died before it took it, not running.
-fn wait_exec(watch: &std::fs::File) -> Result<()> {
+fn wait_exec_fifo(watch: &std::fs::File) -> Result<()> {
     use std::os::fd::AsRawFd;
     let fd = watch.as_raw_fd();
     loop {
@@ -443,7 +443,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     // Not under it: the exec may wait on startContainer hooks, or on an
     // init someone stopped; kill, delete, state and list go on meanwhile.
     drop(dir);
-    wait_exec(&watch)?;
+    wait_exec_fifo(&watch)?;
     poststart(&st, spec.as_ref().and_then(|s| s.hooks().as_ref()));
     Ok(())
 }
