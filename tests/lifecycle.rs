@@ -1274,21 +1274,29 @@ fn setup_errors_survive_a_reset_socket() {
 }
 
 /// A memory limit too small to set the container up: the kernel kills the
-/// process during setup, and the error says so (not a socket error).
+/// process during setup or refuses it memory, and the error says so (not a
+/// socket error). `run` (the child alone, reporting into mica's memory)
+/// and `create` (the child reporting over the socket) both.
 #[test]
 fn a_process_killed_during_setup_is_named() {
     let env = Env::new();
-    let c = Ctr::new(&env, "oomsetup");
-    let b = c.bundle("busybox", &[PROBE], |cfg| {
-        cfg["linux"]["resources"] = json!({"memory": {"limit": 4096}});
-    });
-    let out = c.mica(&["run", "--bundle", b.to_str().unwrap(), &c.id]);
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(
-        out.stderr.contains("killed by signal 9 during setup") && out.stderr.contains("memory"),
-        "{out:?}"
-    );
-    c.assert_gone();
+    for cmd in ["run", "create"] {
+        let c = Ctr::new(&env, &format!("oomsetup-{cmd}"));
+        let b = c.bundle("busybox", &[PROBE], |cfg| {
+            cfg["linux"]["resources"] = json!({"memory": {"limit": 4096}});
+        });
+        let out = c.mica(&[cmd, "--bundle", b.to_str().unwrap(), &c.id]);
+        assert_ne!(out.code, 0, "{out:?}");
+        let killed = out.stderr.contains("killed by signal 9 during setup");
+        let refused = out
+            .stderr
+            .contains("out of memory (the memory limit may be too low");
+        assert!(
+            (killed || refused) && out.stderr.contains("memory"),
+            "{cmd}: {out:?}"
+        );
+        c.assert_gone();
+    }
 }
 
 #[test]

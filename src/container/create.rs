@@ -142,6 +142,10 @@ fn create_with(
     // The hooks the container process runs itself get the state from us.
     let container_hooks = plan.child_hooks();
     let early_pid = plan.prepivot_hooks || container_hooks;
+    // `run` with nothing for us to do between clone and exec: the child
+    // runs alone (see `Plan::solo`), so its cgroups are made and limited
+    // before it exists.
+    plan.solo = exec_now && plan.may_run_solo();
 
     let dir = Dir::create(root, id)?;
     let rootfs = {
@@ -192,6 +196,18 @@ fn create_with(
                 .map_err(|e| Error::io(format!("open {}", fifo.display()), e))?;
             plan.exec_fifo = Some(OwnedFd::from(f));
         }
+        let cgroups_first = plan.solo;
+        let cgroups = |st: &mut State, cg: &mut Cgroup| -> Result<()> {
+            cg.create_v1(&mut |c| record_cgroup(&dir, st, c))?;
+            if let Some(linux) = spec.linux() {
+                apply_resources(cg, linux)?;
+            }
+            trace::phase("cgroup");
+            Ok(())
+        };
+        if cgroups_first {
+            cgroups(st, &mut cg)?;
+        }
         let mut spawned = launch::spawn(plan, Some(&cg))?;
         trace::phase("clone");
         st.init = Proc::of(spawned.pid());
@@ -199,11 +215,9 @@ fn create_with(
             if early_pid {
                 dir.save(st)?;
             }
-            cg.create_v1(&mut |c| record_cgroup(&dir, st, c))?;
-            if let Some(linux) = spec.linux() {
-                apply_resources(&cg, linux)?;
+            if !cgroups_first {
+                cgroups(st, &mut cg)?;
             }
-            trace::phase("cgroup");
             spawned.go(|pid| {
                 if container_hooks {
                     st.hook_json(Status::Creating, pid)

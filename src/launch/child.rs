@@ -24,14 +24,34 @@ fn fail(step: Step, detail: &[u8]) -> impl FnOnce(Errno) -> Msg + '_ {
 
 const NO_DETAIL: &[u8] = b"";
 
-/// Entry point of the cloned child. Never returns.
-pub fn run(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> ! {
+/// Entry point of the cloned child. Never returns. `slot`: alone (see
+/// `Plan::solo`), where the report goes instead of the socket.
+pub fn run(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8], mut slot: Option<&mut Msg>) -> ! {
     match setup(plan, sync_fd, state_buf) {
-        Ok(path) => exec(plan, path, sync_fd),
+        Ok(path) => {
+            // Alone: Ready until the exec says otherwise.
+            if let Some(s) = slot.as_deref_mut() {
+                *s = Msg::new(sync::Kind::Ready);
+            }
+            exec(plan, path, sync_fd, slot)
+        }
         Err(msg) => {
-            let _ = sync::send(sync_fd, &msg);
+            tell(sync_fd, &mut slot, &msg);
             sys::exit(1)
         }
+    }
+}
+
+/// Report to the parent: alone, into its memory (nothing to allocate: a
+/// memory cgroup at its limit refuses socket buffers, not this); else over
+/// the socket. False when the socket refused it.
+fn tell(sync_fd: c_int, slot: &mut Option<&mut Msg>, m: &Msg) -> bool {
+    match slot {
+        Some(s) => {
+            **s = *m;
+            true
+        }
+        None => sync::send(sync_fd, m).is_ok(),
     }
 }
 
@@ -57,7 +77,10 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
         unshare_own(plan)?;
     }
 
-    expect(sync_fd, sync::Kind::Go)?;
+    // Alone, the cgroups were made before the clone: nothing to wait for.
+    if !plan.solo {
+        expect(sync_fd, sync::Kind::Go)?;
+    }
     // Into the v1 cgroups: "0" moves this (single) thread without the
     // kernel's grace-period wait that a cgroup.procs write of a pid costs.
     for (at, path) in &plan.cgroup_tasks {
@@ -117,8 +140,13 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
             Err(e) => return Err(Msg::error(Step::Keyring, e, name.to_bytes())),
         }
     }
-    // The state JSON, for the hooks the child runs itself.
-    let state_len = recv_state(sync_fd, state_buf)?;
+    // The state JSON, for the hooks the child runs itself (alone, there
+    // are none).
+    let state_len = if plan.solo {
+        0
+    } else {
+        recv_state(sync_fd, state_buf)?
+    };
     let state = &state_buf[..state_len];
 
     let mut joined = false;
@@ -162,7 +190,11 @@ fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     // The parent may exit once we are ready: we must outlive it.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
     if plan.kind == Kind::Init {
-        sync::send(sync_fd, &Msg::new(sync::Kind::Ready)).map_err(fail(Step::Sync, NO_DETAIL))?;
+        // Alone, `run` says Ready (in the parent's memory).
+        if !plan.solo {
+            sync::send(sync_fd, &Msg::new(sync::Kind::Ready))
+                .map_err(fail(Step::Sync, NO_DETAIL))?;
+        }
         // Block until `start` writes a byte into the exec fifo.
         if let Some(fifo) = &plan.exec_fifo {
             use std::os::fd::AsRawFd;
@@ -1156,16 +1188,16 @@ fn find_executable(plan: &Plan) -> CResult<usize> {
 /// Load seccomp and exec. An `exec`'s caller still waits on the socket (its
 /// end is close-on-exec: EOF means the execve went through), so a failure
 /// here goes to it; an init's `start` does not wait, so it goes to stderr.
-fn exec(plan: &Plan, exe: usize, sync_fd: c_int) -> ! {
+fn exec(plan: &Plan, exe: usize, sync_fd: c_int, mut slot: Option<&mut Msg>) -> ! {
     let path = &plan.exec_candidates[exe];
     // `code`: the exit status, as a shell gives (127: not found, 126: found
     // but not run); stderr when the socket cannot carry the report (a
     // seccomp profile that denies sendmsg), so it is never silent.
-    let fail = |step: Step, e: Errno, detail: &[u8], code: c_int| -> ! {
+    let mut fail = |step: Step, e: Errno, detail: &[u8], code: c_int| -> ! {
         // `exec` and `run` wait on the socket until the exec; a started
         // container's `create` is gone.
         let waited = plan.kind == Kind::Exec || plan.exec_fifo.is_none();
-        let sent = waited && sync::send(sync_fd, &Msg::error(step, e, detail)).is_ok();
+        let sent = waited && tell(sync_fd, &mut slot, &Msg::error(step, e, detail));
         if !sent {
             let sep: &[u8] = if detail.is_empty() { b"" } else { b" " };
             sys::report_stderr(&[

@@ -47,7 +47,20 @@ fn child_message(step: Step, detail: &str, errno: Errno) -> String {
         }
         Step::ExecNotFound => format!("exec: \"{detail}\": executable file not found in $PATH"),
         Step::ExecPermission => format!("exec: \"{detail}\": permission denied"),
-        _ if detail.is_empty() => format!("{}: {desc}", step.describe()),
-        _ => format!("{} {detail}: {desc}", step.describe()),
+        // Inside its memory cgroup, at its limit (the kernel may also just
+        // kill it: see `Spawned::died_in_setup`).
+        _ if errno == Errno::ENOMEM => format!(
+            "{}: {desc} (the memory limit may be too low to set the container up)",
+            what(step, detail)
+        ),
+        _ => format!("{}: {desc}", what(step, detail)),
+    }
+}
+
+fn what(step: Step, detail: &str) -> String {
+    if detail.is_empty() {
+        step.describe().to_string()
+    } else {
+        format!("{} {detail}", step.describe())
     }
 }

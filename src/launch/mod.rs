@@ -11,6 +11,7 @@ pub mod error;
 pub mod hooks;
 mod idmap;
 pub mod plan;
+mod solo;
 mod sync;
 mod sys;
 
@@ -89,6 +90,9 @@ fn clone(flags: u64, cgroup_fd: Option<i32>) -> std::result::Result<(libc::pid_t
 /// A child that has been cloned and is waiting for `go`.
 pub struct Spawned {
     pid: i32,
+    /// The child ran alone (`Plan::solo`): it has exec'd or exited by now,
+    /// and this is what it reported (Ready, an error, or nothing if it died).
+    solo: Option<sync::Msg>,
     sync: OwnedFd,
     second_fork: bool,
     /// The child waits for `Joined` (see `Plan::join_late`)...
@@ -248,12 +252,35 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     // final process before the join.
     let v2_needs_join = cgroup.is_some_and(|cg| cg.v2_dir().is_some()) && cg_fd.is_none();
     plan.join_late = v2_needs_join && !plan.second_fork;
-    let (pid, joined_at_clone) = clone(plan.clone_flags, cg_fd.as_ref().map(|f| f.as_raw_fd()))
-        .map_err(error::sys("clone"))?;
-    if pid == 0 {
-        unsafe { libc::close(parent_sock.as_raw_fd()) };
-        child::run(&plan, child_sock.as_raw_fd(), &mut state_buf);
-    }
+    // Alone only where clone3 puts it into its cgroup2 dir: it does not
+    // wait for us to do that.
+    plan.solo = plan.solo && !v2_needs_join && plan.may_run_solo();
+    let cg_raw = cg_fd.as_ref().map(|f| f.as_raw_fd());
+    // Alone, the child reports here (blank: it died without a word).
+    let mut report = sync::Msg::blank();
+    let solo = plan.solo.then(|| {
+        solo::clone(
+            &plan,
+            cg_raw,
+            child_sock.as_raw_fd(),
+            parent_sock.as_raw_fd(),
+            &mut report,
+        )
+    });
+    let (pid, joined_at_clone) = match solo {
+        Some(Ok(pid)) => (pid, true),
+        // Not alone after all (no clone3 here, or it refused the cgroup):
+        // the usual way, which tells the child to wait for `Go`.
+        _ => {
+            plan.solo = false;
+            let r = clone(plan.clone_flags, cg_raw).map_err(error::sys("clone"))?;
+            if r.0 == 0 {
+                unsafe { libc::close(parent_sock.as_raw_fd()) };
+                child::run(&plan, child_sock.as_raw_fd(), &mut state_buf, None);
+            }
+            r
+        }
+    };
     drop(child_sock);
     drop(cg_fd);
     // The child joins its v1 cgroups itself; clone3 joined the cgroup2 dir
@@ -264,6 +291,7 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     let join_late = plan.join_late;
     let spawned = Spawned {
         pid,
+        solo: plan.solo.then_some(report),
         sync: parent_sock,
         second_fork: plan.second_fork,
         join_late,
@@ -327,6 +355,9 @@ impl Spawned {
     /// Let the child continue; after a second fork, learn the final pid.
     /// `state_json` is handed to the hooks the child runs itself.
     pub fn go(&mut self, state_json: impl FnOnce(i32) -> Vec<u8>) -> Result<()> {
+        if self.solo.is_some() {
+            return Ok(());
+        }
         self.send(sync::Kind::Go)?;
         if self.second_fork {
             let m = self.recv()?;
@@ -362,6 +393,14 @@ impl Spawned {
     /// about to exec for `exec`). `pre_pivot` runs when the child asks for the
     /// prestart/createRuntime hooks.
     pub fn wait_ready(&mut self, mut pre_pivot: impl FnMut() -> Result<()>) -> Result<()> {
+        if let Some(m) = self.solo {
+            return match m.kind() {
+                Some(sync::Kind::Ready) => Ok(()),
+                None => Err(Error::Protocol(self.died_in_setup())),
+                // It said why, then exited (the caller's `kill` reaps it).
+                _ => Err(self.unexpected(m)),
+            };
+        }
         loop {
             let m = self.recv()?;
             match m.kind() {
@@ -381,6 +420,10 @@ impl Spawned {
     /// execve went through (the process runs its command); a seccomp load
     /// or execve that failed reports over the socket instead.
     pub fn wait_exec(&self) -> Result<()> {
+        // Alone, it exec'd before `wait_ready` (which had its report).
+        if self.solo.is_some() {
+            return Ok(());
+        }
         match sync::recv(self.sync.as_raw_fd()) {
             Err(Errno::EPIPE) => Ok(()),
             Ok(m) => Err(self.unexpected(m)),

@@ -299,9 +299,33 @@ pub struct Plan {
     /// (when clone3 could not: a cgroup.procs write waits for an RCU grace
     /// period); the child waits for `Joined` before its cgroup namespace.
     pub join_late: bool,
+    /// The child runs from clone to exec without a word from us (see
+    /// [`Plan::may_run_solo`]): it shares our memory (CLONE_VM) while we
+    /// sleep until its exec or exit (CLONE_VFORK), so nothing is copied or
+    /// faulted in twice, and no message wakes either side. Set by `create`
+    /// for `run`; `spawn` clears it when the kernel cannot do it.
+    pub solo: bool,
 }
 
 impl Plan {
+    /// Nothing between clone and exec needs the parent: no user namespace
+    /// (id maps), no second fork (joining a pid namespace), no hooks (the
+    /// parent runs some between mounts and pivot, and hands the child the
+    /// state for the others), no terminal, and an init that execs at once
+    /// (`run`: no exec fifo to wait on for `start`).
+    pub fn may_run_solo(&self) -> bool {
+        self.kind == Kind::Init
+            && self.exec_fifo.is_none()
+            && !self.user_ns
+            && self.uid_map.is_none()
+            && self.gid_map.is_none()
+            && !self.second_fork
+            && !self.prepivot_hooks
+            && !self.child_hooks()
+            && !self.terminal
+            && self.console_socket.is_none()
+    }
+
     /// The child runs createContainer or startContainer hooks: it is sent
     /// the state JSON for them (and only then has a buffer for it).
     pub fn child_hooks(&self) -> bool {
@@ -1403,6 +1427,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
         cgroup_tasks: Vec::new(),
         cgroup_dir: libc::AT_FDCWD,
         join_late: false,
+        solo: false,
     })
 }
 

@@ -175,6 +175,13 @@ impl Msg {
         }
     }
 
+    /// No message (kind 0): a slot nothing was written into.
+    pub const fn blank() -> Msg {
+        let mut m = Msg::new(Kind::Go);
+        m.kind = 0;
+        m
+    }
+
     pub fn error(step: Step, errno: Errno, detail: &[u8]) -> Msg {
         let mut m = Msg::new(Kind::Error);
         m.step = step as u32;
