@@ -747,6 +747,60 @@ fn run_reports_a_failing_start_container_hook() {
     }
 }
 
+/// `run` with nothing for mica to do between clone and exec clones its
+/// child alone (sharing mica's memory until its exec, reporting into it):
+/// the trace says which way it went. Alone, the process runs and its exit
+/// status is run's; an execve that fails after every check (E2BIG) and a
+/// mount that fails are still reported, with nothing left behind. With a
+/// hook, the child is not alone and still runs.
+#[test]
+fn run_clones_the_child_alone_when_nothing_needs_mica() {
+    let env = Env::new();
+    let run =
+        |c: &Ctr, b: &Path| c.mica(&["--debug", "run", "--bundle", b.to_str().unwrap(), &c.id]);
+    let alone = |out: &Out| out.stderr.contains("exec: the child alone");
+
+    let c = Ctr::new(&env, "alone");
+    let b = c.bundle("busybox", &[PROBE, "--quiet", "--exit", "3"], |_| {});
+    let out = run(&c, &b);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(alone(&out), "no hooks, no terminal: alone: {out:?}");
+    c.assert_gone();
+
+    let c = Ctr::new(&env, "alone2big");
+    let huge = "x".repeat(200 * 1024);
+    let b = c.bundle("busybox", &[PROBE, &huge], |_| {});
+    let out = run(&c, &b);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(alone(&out), "{out:?}");
+    assert!(out.stderr.contains("argument list too long"), "{out:?}");
+    c.assert_gone();
+
+    let c = Ctr::new(&env, "alonemnt");
+    let b = c.bundle("busybox", &[PROBE], |cfg| {
+        cfg["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/mnt", "type": "bind", "source": "/no/such/source", "options": ["rbind"]}),
+        );
+    });
+    let out = run(&c, &b);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("/no/such/source"), "{out:?}");
+    c.assert_gone();
+
+    let c = Ctr::new(&env, "nalone");
+    let b = c.bundle("busybox", &[PROBE, "--quiet", "--exit", "3"], |cfg| {
+        cfg["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+    });
+    let out = run(&c, &b);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        !alone(&out),
+        "a hook the child runs needs the state from mica: {out:?}"
+    );
+    assert!(out.stderr.contains("trace: clone "), "{out:?}");
+    c.assert_gone();
+}
+
 // ---------------------------------------------------------------------------
 // 2. Wrong transitions
 // ---------------------------------------------------------------------------

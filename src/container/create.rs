@@ -209,7 +209,11 @@ fn create_with(
             cgroups(st, &mut cg)?;
         }
         let mut spawned = launch::spawn(plan, Some(&cg))?;
-        trace::phase("clone");
+        trace::phase(if spawned.solo() {
+            "clone, container setup (namespaces, mounts, pivot, identity, seccomp), exec: the child alone"
+        } else {
+            "clone"
+        });
         st.init = Proc::of(spawned.pid());
         let r = (|| {
             if early_pid {
@@ -239,7 +243,9 @@ fn create_with(
                 hooks::run_all(hooks.prestart().as_ref(), &json, &st.bundle)?;
                 hooks::run_all(hooks.create_runtime().as_ref(), &json, &st.bundle)
             })?;
-            trace::phase("container setup (namespaces, mounts, pivot, identity, seccomp)");
+            if !spawned.solo() {
+                trace::phase("container setup (namespaces, mounts, pivot, identity, seccomp)");
+            }
             st.phase = if exec_now {
                 Status::Running
             } else {

@@ -352,6 +352,11 @@ impl Spawned {
         self.pid
     }
 
+    /// The child ran alone (see `Plan::solo`): it has exec'd or exited.
+    pub fn solo(&self) -> bool {
+        self.solo.is_some()
+    }
+
     /// Let the child continue; after a second fork, learn the final pid.
     /// `state_json` is handed to the hooks the child runs itself.
     pub fn go(&mut self, state_json: impl FnOnce(i32) -> Vec<u8>) -> Result<()> {
