@@ -1870,3 +1870,46 @@ fn no_pivot_keeps_the_root_read_only() {
     assert_eq!(j["cwd"], "/");
     assert_options(mount_at(&j, "/"), &["ro", "nosuid", "nodev"]);
 }
+
+/// linux.devices: each node made with its type, numbers, mode and owner,
+/// in /dev and below it (the directory made on the way), beside the
+/// default ones.
+#[test]
+fn config_devices_are_made() {
+    let env = Env::new();
+    let argv = [
+        "/bin/stat",
+        "-c",
+        "%n %F %t:%T %a %u:%g",
+        "/dev/fuse",
+        "/dev/net/tun",
+        "/dev/null",
+    ];
+    let b = env.bundle("busybox", &argv, |c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 1, "gid": 2},
+            {"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 0o666, "uid": 0, "gid": 0},
+        ]);
+        // mknod is a device access the cgroup must allow.
+        let rules = &mut c["linux"]["resources"]["devices"];
+        if !rules.is_array() {
+            *rules = json!([]);
+        }
+        for minor in [229, 200] {
+            rules.as_array_mut().unwrap().push(
+                json!({"allow": true, "type": "c", "major": 10, "minor": minor, "access": "rwm"}),
+            );
+        }
+    });
+    let (code, out, err) = run_limited(&env, &b, &[]);
+    assert_eq!(code, 0, "stdout={out} stderr={err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "/dev/fuse character special file a:e5 640 1:2",
+            "/dev/net/tun character special file a:c8 666 0:0",
+            "/dev/null character special file 1:3 666 0:0",
+        ],
+        "stderr={err}"
+    );
+}

@@ -835,44 +835,76 @@ fn mount_cgroup(root: c_int, m: &MountOp, target: &FdPath) -> Result<(), Errno> 
     r
 }
 
+/// The devices, then the /dev symlinks. /dev is opened once: the default
+/// devices are all right in it (only a config's own may be deeper).
 fn devices(plan: &Plan, root: c_int) -> CResult<()> {
+    let dev = resolve_create(root, c"/dev", false, Step::Device)?;
+    let r = make_devices(plan, root, dev).and_then(|()| dev_symlinks(dev));
+    sys::close(dev);
+    r
+}
+
+fn make_devices(plan: &Plan, root: c_int, dev: c_int) -> CResult<()> {
     for d in &plan.devices {
         let path = d.path.to_bytes();
-        let (parent, name) = split_parent(path).map_err(fail(Step::Device, path))?;
-        let pfd = resolve_create(root, parent.as_cstr(), false, Step::Device)?;
-        let r = (|| -> Result<(), Errno> {
-            match sys::mknodat(pfd, name.as_ptr(), d.mode, d.dev) {
-                Ok(()) => {}
-                Err(Errno::EEXIST) => return Ok(()),
-                Err(Errno::EPERM) => {
-                    // In a user namespace mknod is refused: bind the host's node.
-                    let fd =
-                        sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
-                    sys::close(fd);
-                    let fd = sys::openat(pfd, name.as_ptr(), libc::O_PATH, 0)?;
-                    let p = FdPath::mount_target(fd)?;
-                    let r = sys::mount(
-                        d.host_path.as_ptr(),
-                        p.as_ptr(),
-                        null(),
-                        libc::MS_BIND,
-                        null(),
-                    );
-                    sys::close(fd);
-                    return r;
-                }
-                Err(e) => return Err(e),
-            }
-            // The umask is 0 here: mknod gave the node its permission bits.
-            if d.mode & 0o7000 != 0 {
-                sys::fchmodat(pfd, name.as_ptr(), d.mode & 0o7777)?;
-            }
-            sys::fchownat(pfd, name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
-        })();
-        sys::close(pfd);
-        r.map_err(fail(Step::Device, path))?;
+        let bad = |e| Msg::error(Step::Device, e, path);
+        let i = path
+            .iter()
+            .rposition(|b| *b == b'/')
+            .ok_or(bad(Errno::EINVAL))?;
+        // The name: the path's tail, its NUL included.
+        let name = CStr::from_bytes_with_nul(&d.path.as_bytes_with_nul()[i + 1..])
+            .map_err(|_| bad(Errno::EINVAL))?;
+        let pfd = if &path[..i] == b"/dev" {
+            dev
+        } else {
+            let mut parent = PathBuf::new();
+            parent
+                .push_bytes(if i == 0 { b"/" } else { &path[..i] })
+                .map_err(bad)?;
+            let parent = unsafe { CStr::from_ptr(parent.as_ptr()) };
+            resolve_create(root, parent, false, Step::Device)?
+        };
+        let r = make_node(d, pfd, name);
+        if pfd != dev {
+            sys::close(pfd);
+        }
+        r.map_err(bad)?;
     }
-    let dev = resolve_create(root, c"/dev", false, Step::Symlink)?;
+    Ok(())
+}
+
+/// Device node `name` in the dir `pfd`.
+fn make_node(d: &super::plan::DeviceOp, pfd: c_int, name: &CStr) -> Result<(), Errno> {
+    match sys::mknodat(pfd, name.as_ptr(), d.mode, d.dev) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => return Ok(()),
+        Err(Errno::EPERM) => {
+            // In a user namespace mknod is refused: bind the host's node.
+            let fd = sys::openat(pfd, name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644)?;
+            sys::close(fd);
+            let fd = sys::openat(pfd, name.as_ptr(), libc::O_PATH, 0)?;
+            let p = FdPath::mount_target(fd)?;
+            let r = sys::mount(
+                d.host_path.as_ptr(),
+                p.as_ptr(),
+                null(),
+                libc::MS_BIND,
+                null(),
+            );
+            sys::close(fd);
+            return r;
+        }
+        Err(e) => return Err(e),
+    }
+    // The umask is 0 here: mknod gave the node its permission bits.
+    if d.mode & 0o7000 != 0 {
+        sys::fchmodat(pfd, name.as_ptr(), d.mode & 0o7777)?;
+    }
+    sys::fchownat(pfd, name.as_ptr(), d.uid, d.gid, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+fn dev_symlinks(dev: c_int) -> CResult<()> {
     let links: [(&CStr, &CStr); 6] = [
         (c"/proc/self/fd", c"fd"),
         (c"/proc/self/fd/0", c"stdin"),
@@ -885,32 +917,10 @@ fn devices(plan: &Plan, root: c_int) -> CResult<()> {
         match sys::symlinkat(target.as_ptr(), dev, name.as_ptr()) {
             // Whatever is there already stays.
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => {
-                sys::close(dev);
-                return Err(Msg::error(Step::Symlink, e, name.to_bytes()));
-            }
+            Err(e) => return Err(Msg::error(Step::Symlink, e, name.to_bytes())),
         }
     }
-    sys::close(dev);
     Ok(())
-}
-
-struct Parent {
-    buf: PathBuf,
-}
-impl Parent {
-    fn as_cstr(&self) -> &CStr {
-        unsafe { CStr::from_ptr(self.buf.as_ptr()) }
-    }
-}
-
-fn split_parent(path: &[u8]) -> Result<(Parent, PathBuf), Errno> {
-    let i = path.iter().rposition(|b| *b == b'/').ok_or(Errno::EINVAL)?;
-    let mut parent = PathBuf::new();
-    parent.push_bytes(if i == 0 { b"/" } else { &path[..i] })?;
-    let mut name = PathBuf::new();
-    name.push_bytes(&path[i + 1..])?;
-    Ok((Parent { buf: parent }, name))
 }
 
 /// A pty whose master goes to the console socket; the slave becomes our

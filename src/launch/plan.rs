@@ -662,14 +662,24 @@ fn build_mount(
     })
 }
 
-/// Our own bounding set: a capability outside it cannot be granted.
-fn own_bounding() -> u64 {
-    let status = crate::kfile::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(u64::MAX)
+/// Is capability `cap` in our bounding set (None: the kernel does not know
+/// it, or will not say)? One prctl: much cheaper than generating
+/// /proc/self/status or /proc/sys/kernel/cap_last_cap to read them.
+fn in_bounding(cap: u32) -> Option<bool> {
+    // SAFETY: PR_CAPBSET_READ only reads.
+    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+    (rc >= 0).then_some(rc == 1)
+}
+
+/// Our own bounding set, up to `last_cap`: a capability outside it cannot
+/// be granted.
+fn own_bounding(last_cap: u32) -> u64 {
+    (0..=last_cap.min(63)).fold(0, |set, c| match in_bounding(c) {
+        Some(true) => set | 1 << c,
+        Some(false) => set,
+        // prctl refused (a seccomp profile around us): assume all.
+        None => u64::MAX,
+    })
 }
 
 fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Result<u64> {
@@ -690,11 +700,26 @@ fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Res
     Ok(mask)
 }
 
+/// The highest capability this kernel knows: PR_CAPBSET_READ is EINVAL
+/// beyond it (a binary search), else what /proc/sys/kernel/cap_last_cap says.
 pub fn last_cap() -> u32 {
-    crate::kfile::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
+    if in_bounding(0).is_none() {
+        return crate::kfile::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+    }
+    // Known: lo; unknown: hi.
+    let (mut lo, mut hi) = (0u32, 64u32);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if in_bounding(mid).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> libc::c_int {
@@ -1280,7 +1305,7 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
     };
 
     let last_cap = last_cap();
-    let own = own_bounding();
+    let own = own_bounding(last_cap);
     let caps = match process.capabilities() {
         Some(c) => {
             let wanted = cap_mask(c.bounding().as_ref(), last_cap)?
@@ -1434,6 +1459,20 @@ pub fn build(spec: &Spec, opts: Options) -> Result<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The prctl probes agree with what the kernel shows in /proc.
+    #[test]
+    fn capability_probes_match_proc() {
+        let file = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap();
+        assert_eq!(last_cap(), file.trim().parse::<u32>().unwrap());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(own_bounding(last_cap()), bnd);
+    }
 
     #[test]
     fn home_comes_from_passwd_or_is_root() {
