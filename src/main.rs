@@ -344,6 +344,11 @@ fn launch(cli: &Cli, a: &LaunchArgs) -> ExitCode {
 /// A command line clap refuses still reaches the `--log` file, so an engine
 /// shows the real reason (clap itself only writes to stderr).
 fn parse_or_log() -> Result<Cli, ExitCode> {
+    // The per-container commands in their plain forms without clap (see
+    // `cli::fast`); clap for everything else.
+    if let Some(cli) = mica::cli::fast::parse(std::env::args_os()) {
+        return Ok(cli);
+    }
     Cli::try_parse().map_err(|e| {
         use clap::error::{ContextKind, ContextValue, ErrorKind};
         use clap::CommandFactory;

@@ -1,6 +1,7 @@
 //! The command line: runc's commands and flags, so anything that drives
 //! runc can drive mica.
 
+pub mod fast;
 pub mod launch;
 
 use clap::{Parser, Subcommand, ValueEnum};
