@@ -89,9 +89,10 @@ test-cgroup2: fixtures
 # (cargo install youki --features v1: about 6 minutes on 2 cores, longer than
 # the bench itself, so not by default).
 BENCH_PKGS  ?= runc crun bubblewrap hyperfine qemu-system-x86 busybox-static
-# 300 containers per throughput level (the default 100 take ~0.3 s per contender,
-# short enough for the machine's noise to move the ratios by 10%).
-BENCH_FLAGS ?= --vm --throughput 600
+# 1200 containers per throughput level, in 12 rounds the contenders take turns in
+# (the default 100 take ~0.3 s per contender, short enough for the machine's noise
+# to move the ratios by 10-20%).
+BENCH_FLAGS ?= --vm --throughput 1200
 BENCH_YOUKI ?=
 .PHONY: bench
 bench: release fixtures

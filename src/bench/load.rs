@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Rounds per concurrency level: the contenders take turns, each starting
 /// its share of the containers per round (in a new order each round, as the
-/// timed rounds), so drift on a shared machine hits all alike.
-const ROUNDS: usize = 4;
+/// timed rounds), so drift on a shared machine hits all alike. Short turns
+/// follow the drift closely: with four, a contender's quarter could fall in
+/// a fast or slow second of this shared machine and move a ratio by 10-20%.
+pub(super) const ROUNDS: usize = 12;
 
 /// What one contender did at one concurrency level, summed over the rounds.
 #[derive(Default)]

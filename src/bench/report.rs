@@ -357,7 +357,7 @@ impl Report {
             let _ = writeln!(s, "\nVersions: {}.", versions.join("; "));
         }
         if !self.throughput.is_empty() {
-            let _ = writeln!(s, "\n## Throughput\n\nContainers started, run and removed per second with N starts in flight (ratio to {} at the same concurrency). The contenders take turns, in up to four rounds per level, so drift hits all alike; throughput starts are not timed one by one, so they skip the stopwatch.\n", self.baseline);
+            let _ = writeln!(s, "\n## Throughput\n\nContainers started, run and removed per second with N starts in flight (ratio to {} at the same concurrency). The contenders take turns, in up to {} rounds per level, so drift hits all alike; throughput starts are not timed one by one, so they skip the stopwatch.\n", self.baseline, super::load::ROUNDS);
             s.push_str(&self.throughput_table(true));
         }
         if !self.density.is_empty() {

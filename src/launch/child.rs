@@ -59,6 +59,11 @@ fn tell(sync_fd: c_int, slot: &mut Option<&mut Msg>, m: &Msg) -> bool {
 fn setup(plan: &Plan, sync_fd: c_int, state_buf: &mut [u8]) -> CResult<usize> {
     // Die with the parent while it is still setting us up.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0, 0, 0);
+    // Alone, nothing of ours waits on the parent: one that died before the
+    // line above (its end of the socket is closed then) is noticed here.
+    if plan.solo && sys::peer_gone(sync_fd) {
+        sys::exit(1)
+    }
     if plan.kind == Kind::Exec {
         // Nothing in the container may reach into us through /proc.
         let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -851,7 +856,7 @@ fn make_devices(plan: &Plan, root: c_int, dev: c_int) -> CResult<()> {
         let i = path
             .iter()
             .rposition(|b| *b == b'/')
-            .ok_or(bad(Errno::EINVAL))?;
+            .ok_or_else(|| bad(Errno::EINVAL))?;
         // The name: the path's tail, its NUL included.
         let name = CStr::from_bytes_with_nul(&d.path.as_bytes_with_nul()[i + 1..])
             .map_err(|_| bad(Errno::EINVAL))?;

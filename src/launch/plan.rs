@@ -672,14 +672,27 @@ fn in_bounding(cap: u32) -> Option<bool> {
 }
 
 /// Our own bounding set, up to `last_cap`: a capability outside it cannot
-/// be granted.
+/// be granted. From /proc/self/status when prctl is refused (a seccomp
+/// profile around us).
 fn own_bounding(last_cap: u32) -> u64 {
-    (0..=last_cap.min(63)).fold(0, |set, c| match in_bounding(c) {
-        Some(true) => set | 1 << c,
-        Some(false) => set,
-        // prctl refused (a seccomp profile around us): assume all.
-        None => u64::MAX,
-    })
+    let mut set = 0u64;
+    for c in 0..=last_cap.min(63) {
+        match in_bounding(c) {
+            Some(true) => set |= 1 << c,
+            Some(false) => {}
+            None => {
+                return crate::kfile::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("CapBnd:"))
+                            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                    })
+                    .unwrap_or(u64::MAX)
+            }
+        }
+    }
+    set
 }
 
 fn cap_mask(set: Option<&oci_spec::runtime::Capabilities>, last_cap: u32) -> Result<u64> {

@@ -4,10 +4,21 @@
 //! faulted in twice (no page tables to copy, no copy-on-write, no text to
 //! fault in again), and no message has to wake either side.
 //!
-//! What makes sharing our memory safe: we do not run while the child does,
-//! the child only reads the plan, and it leaves by execve or `_exit` (no
-//! destructor, no atexit handler of ours runs in it). Its errno writes land
-//! in our thread's errno, which nothing of ours reads across the clone.
+//! What makes sharing our memory safe: we do not run while the child does
+//! (mica is single-threaded when it launches: CLONE_VFORK stops only the
+//! calling thread), the child only reads the plan and allocates nothing, and
+//! it leaves by execve or `_exit` (no destructor, no atexit handler of ours
+//! runs in it). Its errno writes land in our thread's errno, which nothing of
+//! ours reads across the clone. It must not panic (the panic machinery would
+//! run in our memory): its failures are reports.
+//!
+//! The memory is made non-dumpable while the child uses it: a kernel before
+//! 5.16 that dumps core for a child killed by a signal (a seccomp KILL
+//! action, a SIGQUIT before its `setsid`) kills every process sharing the
+//! memory first, which would be us; and the child's change of uid or gid
+//! would otherwise leave our memory non-dumpable for good (the kernel sets
+//! that flag on the memory, not the task). It is restored once the child has
+//! exec'd or exited; its exec gives it memory of its own.
 
 use super::{child, plan::Plan, sync::Msg, CloneArgs, CLONE_INTO_CGROUP};
 use libc::{c_int, c_void};
@@ -60,7 +71,11 @@ pub(super) fn clone(
     if base == libc::MAP_FAILED {
         return Err(Errno::last());
     }
-    let rc = if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } < 0 {
+    // SAFETY: PR_GET_DUMPABLE/PR_SET_DUMPABLE take and return plain ints.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    let rc = if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } < 0
+        || unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0
+    {
         -(Errno::last() as i64)
     } else {
         let mut args = CloneArgs {
@@ -83,6 +98,9 @@ pub(super) fn clone(
         // SAFETY: see the module's comment; `entry` never returns.
         unsafe { clone3_on_stack(&args, entry, &start as *const Start as *const c_void) }
     };
+    if dumpable >= 0 {
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    }
     unsafe { libc::munmap(base, GUARD + STACK) };
     if rc < 0 {
         Err(Errno::from_raw(-rc as i32))

@@ -466,6 +466,17 @@ pub fn waitpid(pid: libc::pid_t, flags: c_int) -> SysResult<(libc::pid_t, c_int)
     }
 }
 
+/// Has the other end of the socket `fd` been closed (its process gone)?
+pub fn peer_gone(fd: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLHUP != 0
+}
+
 pub fn exit(code: c_int) -> ! {
     unsafe { libc::_exit(code) }
 }
