@@ -750,9 +750,10 @@ fn run_reports_a_failing_start_container_hook() {
 /// `run` with nothing for mica to do between clone and exec clones its
 /// child alone (sharing mica's memory until its exec, reporting into it):
 /// the trace says which way it went. Alone, the process runs and its exit
-/// status is run's; an execve that fails after every check (E2BIG) and a
-/// mount that fails are still reported, with nothing left behind. With a
-/// hook, the child is not alone and still runs.
+/// status is run's; an execve that fails after every check (E2BIG), a
+/// mount that fails and a limit the kernel refuses (written before the
+/// clone) are still reported, with nothing left behind. With a hook, the
+/// child is not alone and still runs.
 #[test]
 fn run_clones_the_child_alone_when_nothing_needs_mica() {
     let env = Env::new();
@@ -785,6 +786,18 @@ fn run_clones_the_child_alone_when_nothing_needs_mica() {
     let out = run(&c, &b);
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("/no/such/source"), "{out:?}");
+    c.assert_gone();
+
+    // Alone, the limits are written before the clone: one the kernel
+    // refuses fails the run there, with nothing left behind.
+    let c = Ctr::new(&env, "alonelim");
+    let b = c.bundle("busybox", &[PROBE], |cfg| {
+        cfg["linux"]["resources"]["cpu"] = json!({"cpus": "4095"});
+    });
+    let out = run(&c, &b);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("4095"), "{out:?}");
+    assert!(!alone(&out), "it never got to the clone: {out:?}");
     c.assert_gone();
 
     let c = Ctr::new(&env, "nalone");
