@@ -52,12 +52,15 @@ const FIFO: &str = "exec.fifo";
 /// (RENAME_NOREPLACE) gets a plain mkdir, locked after.
 pub fn claim(root: &Path, path: &Path) -> io::Result<fs::File> {
     let free = root.join(FREE);
-    let waiting = fs::read_dir(&free)
+    let waiting = entries(&free)
         .into_iter()
         .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path());
+        .filter(|(name, t)| match *t {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => fs::symlink_metadata(free.join(name)).is_ok_and(|m| m.is_dir()),
+            _ => false,
+        })
+        .map(|(name, _)| free.join(name));
     for dir in waiting
         .chain(std::iter::from_fn(|| Some(make(&free))))
         .take(FREE_MAX * 2)
@@ -131,20 +134,19 @@ pub fn retire(dir: &Path, keep: &[&str]) -> bool {
     let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
         return false;
     };
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(files) = entries(dir) else {
         return false;
     };
     let mut has_state = false;
-    for e in entries {
-        let Ok(e) = e else { return false };
-        match e.file_name().to_str() {
-            Some(FIFO) if fs::remove_file(e.path()).is_ok() => {}
+    for (name, _) in files {
+        match name.to_str() {
+            Some(FIFO) if fs::remove_file(dir.join(FIFO)).is_ok() => {}
             Some(f) if keep.contains(&f) => has_state |= f == STATE,
             _ => return false,
         }
     }
     let free = root.join(FREE);
-    match fs::read_dir(&free).map(Iterator::count) {
+    match entries(&free).map(|e| e.len()) {
         Ok(waiting) if waiting >= FREE_MAX => return false,
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -159,6 +161,50 @@ pub fn retire(dir: &Path, keep: &[&str]) -> bool {
         return false;
     }
     renameat2(dir, &free.join(name), libc::RENAME_NOREPLACE).is_ok()
+}
+
+/// The names in directory `dir` (without `.` and `..`) and their
+/// `d_type`s, read with getdents64 into a buffer of ours: `fs::read_dir`
+/// goes through libc's `opendir`, whose buffer musl's malloc maps and unmaps
+/// again for every listing (three per container).
+fn entries(dir: &Path) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes of whole
+        // linux_dirent64 records into `buf`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                f.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let kind = buf[off + 18];
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+            off += reclen;
+            if name != b"." && name != b".." {
+                out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind));
+            }
+        }
+    }
 }
 
 /// Write `data` to `dir`'s spare file and swap it in as `state` (the
@@ -372,6 +418,38 @@ mod tests {
             1,
             "only @free is left in the root"
         );
+    }
+
+    #[test]
+    fn entries_are_what_read_dir_lists_over_several_reads() {
+        let root = Root::new("entries");
+        let dir = root.0.join("d");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir(dir.join("sub")).unwrap();
+        // ~300 records of ~64 bytes: several getdents64 calls.
+        for i in 0..300 {
+            fs::write(dir.join(format!("{i:0>40}")), b"").unwrap();
+        }
+        let mut got: Vec<(String, bool)> = entries(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n.into_string().unwrap(), t == libc::DT_DIR))
+            .collect();
+        let mut want: Vec<(String, bool)> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    e.file_type().unwrap().is_dir(),
+                )
+            })
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), 301);
+        assert_eq!(got, want);
+        assert!(entries(&root.0.join("missing")).is_err());
     }
 
     #[test]
