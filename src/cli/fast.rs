@@ -75,14 +75,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<Cli> {
     let rest = &args[i..];
     cli.command = match name {
         "start" => Command::Start {
-            id: one(positionals(rest, &[], &mut [])?)?,
+            id: one(command_args(rest, &[], &mut [], None)?)?,
         },
         "state" => Command::State {
-            id: one(positionals(rest, &[], &mut [])?)?,
+            id: one(command_args(rest, &[], &mut [], None)?)?,
         },
         "delete" => {
             let mut force = false;
-            let pos = positionals(rest, &[("-f", "--force")], &mut [&mut force])?;
+            let pos = command_args(rest, &[("-f", "--force")], &mut [&mut force], None)?;
             Command::Delete {
                 force,
                 id: one(pos)?,
@@ -90,7 +90,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<Cli> {
         }
         "kill" => {
             let mut all = false;
-            let mut pos = positionals(rest, &[("-a", "--all")], &mut [&mut all])?;
+            let mut pos = command_args(rest, &[("-a", "--all")], &mut [&mut all], None)?;
             let signal = match pos.len() {
                 1 => "SIGTERM".to_string(),
                 2 => pos.pop()?,
@@ -103,7 +103,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<Cli> {
             }
         }
         "create" => {
-            let (create, pos) = create_args(rest, &[], &mut [])?;
+            let mut create = create_defaults();
+            let pos = command_args(rest, &[], &mut [], Some(&mut create))?;
             Command::Create {
                 create,
                 id: one(pos)?,
@@ -111,10 +112,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<Cli> {
         }
         "run" => {
             let (mut detach, mut keep, mut no_subreaper) = (false, false, false);
-            let (create, pos) = create_args(
+            let mut create = create_defaults();
+            let pos = command_args(
                 rest,
                 &[("-d", "--detach"), ("", "--keep"), ("", "--no-subreaper")],
                 &mut [&mut detach, &mut keep, &mut no_subreaper],
+                Some(&mut create),
             )?;
             Command::Run {
                 create,
@@ -158,44 +161,28 @@ fn value(args: &[OsString], i: &mut usize, inline: Option<&str>) -> Option<OsStr
     (!v.is_empty()).then_some(v)
 }
 
-/// The positional arguments of `rest`, setting the boolean flags `flags`
-/// (short, long) names; None on any other flag or a repeated one.
-fn positionals(
-    rest: &[OsString],
-    flags: &[(&str, &str)],
-    set: &mut [&mut bool],
-) -> Option<Vec<String>> {
-    let mut pos = Vec::new();
-    for a in rest {
-        let a = a.to_str()?;
-        if !a.starts_with('-') {
-            pos.push(a.to_string());
-            continue;
-        }
-        let k = flags
-            .iter()
-            .position(|(s, l)| a == *l || (!s.is_empty() && a == *s))?;
-        if std::mem::replace(set[k], true) {
-            return None;
-        }
-    }
-    Some(pos)
-}
-
-/// `create`'s flags (and `run`'s extra boolean `flags`), then the positionals.
-fn create_args(
-    rest: &[OsString],
-    flags: &[(&str, &str)],
-    set: &mut [&mut bool],
-) -> Option<(CreateArgs, Vec<String>)> {
-    let mut c = CreateArgs {
+/// `CreateArgs` as clap makes it when no flag is given.
+fn create_defaults() -> CreateArgs {
+    CreateArgs {
         bundle: PathBuf::from("."),
         pid_file: None,
         console_socket: None,
         preserve_fds: 0,
         no_pivot: false,
         no_new_keyring: false,
-    };
+    }
+}
+
+/// The positional arguments of a command's arguments `rest`, setting the
+/// boolean flags `bools` names ((short, long); `set` in the same order) and,
+/// given `create`, `create`'s options; None on any other flag, or on one
+/// given twice.
+fn command_args(
+    rest: &[OsString],
+    bools: &[(&str, &str)],
+    set: &mut [&mut bool],
+    mut create: Option<&mut CreateArgs>,
+) -> Option<Vec<String>> {
     let mut seen: Vec<&str> = Vec::new();
     let mut pos = Vec::new();
     let mut i = 0;
@@ -207,7 +194,7 @@ fn create_args(
             continue;
         }
         // -b DIR is the one short option with a value.
-        let (flag, inline) = if a == "-b" {
+        let (flag, inline) = if a == "-b" && create.is_some() {
             ("--bundle", None)
         } else if a.starts_with("--") {
             split_long(a)?
@@ -218,14 +205,20 @@ fn create_args(
             return None;
         }
         seen.push(flag);
-        match flag {
-            "--no-pivot" | "--no-new-keyring" if inline.is_none() => {
-                if flag == "--no-pivot" {
-                    c.no_pivot = true;
-                } else {
-                    c.no_new_keyring = true;
-                }
+        if let Some(k) = bools
+            .iter()
+            .position(|(s, l)| flag == *l || (!s.is_empty() && flag == *s))
+        {
+            // A short and a long name of the same flag: given twice.
+            if inline.is_some() || std::mem::replace(set[k], true) {
+                return None;
             }
+            continue;
+        }
+        let c = create.as_deref_mut()?;
+        match flag {
+            "--no-pivot" if inline.is_none() => c.no_pivot = true,
+            "--no-new-keyring" if inline.is_none() => c.no_new_keyring = true,
             "--bundle" => c.bundle = PathBuf::from(value(rest, &mut i, inline)?),
             "--pid-file" => c.pid_file = Some(PathBuf::from(value(rest, &mut i, inline)?)),
             "--console-socket" => {
@@ -239,18 +232,10 @@ fn create_args(
                 }
                 c.preserve_fds = v.parse().ok()?;
             }
-            _ if inline.is_none() => {
-                let k = flags
-                    .iter()
-                    .position(|(s, l)| flag == *l || (!s.is_empty() && flag == *s))?;
-                if std::mem::replace(set[k], true) {
-                    return None;
-                }
-            }
             _ => return None,
         }
     }
-    Some((c, pos))
+    Some(pos)
 }
 
 /// The one positional argument.

@@ -164,9 +164,8 @@ pub fn retire(dir: &Path, keep: &[&str]) -> bool {
 }
 
 /// The names in directory `dir` (without `.` and `..`) and their
-/// `d_type`s, read with getdents64 into a buffer of ours: `fs::read_dir`
-/// goes through libc's `opendir`, whose buffer musl's malloc maps and unmaps
-/// again for every listing (three per container).
+/// `d_type`s ([`crate::kfile::each_dirent`]: `fs::read_dir` goes through
+/// libc's `opendir`, three listings per container).
 fn entries(dir: &Path) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
     use std::os::unix::ffi::OsStrExt;
     let f = fs::OpenOptions::new()
@@ -174,37 +173,15 @@ fn entries(dir: &Path) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
         .custom_flags(libc::O_DIRECTORY)
         .open(dir)?;
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes of whole
-        // linux_dirent64 records into `buf`.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                f.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if n == 0 {
-            return Ok(out);
-        }
-        let mut off = 0usize;
-        while off < n as usize {
-            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let kind = buf[off + 18];
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
-            off += reclen;
-            if name != b"." && name != b".." {
-                out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind));
-            }
-        }
-    }
+    crate::kfile::each_dirent(f.as_raw_fd(), |name, kind| {
+        out.push((
+            std::ffi::OsStr::from_bytes(name.to_bytes()).to_os_string(),
+            kind,
+        ));
+        Ok::<(), nix::errno::Errno>(())
+    })
+    .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    Ok(out)
 }
 
 /// Write `data` to `dir`'s spare file and swap it in as `state` (the

@@ -630,27 +630,7 @@ fn copy_tree(src: c_int, dst: c_int, depth: u32) -> Result<(), Errno> {
     if depth > 64 {
         return Err(Errno::ELOOP);
     }
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, src, buf.as_mut_ptr(), buf.len()) };
-        if n < 0 {
-            return Err(Errno::last());
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let mut off = 0usize;
-        while off < n as usize {
-            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let name = unsafe { CStr::from_ptr(buf.as_ptr().add(off + 19) as *const libc::c_char) };
-            off += reclen;
-            if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                continue;
-            }
-            copy_entry(src, dst, name, depth)?;
-        }
-    }
+    crate::kfile::each_dirent(src, |name, _| copy_entry(src, dst, name, depth))
 }
 
 fn copy_entry(src: c_int, dst: c_int, name: &CStr, depth: u32) -> Result<(), Errno> {

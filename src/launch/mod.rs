@@ -252,9 +252,10 @@ pub fn spawn(plan: Plan, cgroup: Option<&Cgroup>) -> Result<Spawned> {
     // final process before the join.
     let v2_needs_join = cgroup.is_some_and(|cg| cg.v2_dir().is_some()) && cg_fd.is_none();
     plan.join_late = v2_needs_join && !plan.second_fork;
-    // Alone only where clone3 puts it into its cgroup2 dir: it does not
-    // wait for us to do that.
-    plan.solo = plan.solo && !v2_needs_join && plan.may_run_solo();
+    // Alone (as `create` decided, by `Plan::may_run_solo`) only where clone3
+    // puts it into its cgroup2 dir: it does not wait for us to do that.
+    debug_assert!(!plan.solo || plan.may_run_solo());
+    plan.solo = plan.solo && !v2_needs_join;
     let cg_raw = cg_fd.as_ref().map(|f| f.as_raw_fd());
     // Alone, the child reports here (blank: it died without a word).
     let mut report = sync::Msg::blank();
