@@ -646,17 +646,24 @@ fn start_returns_after_the_exec() {
     c.assert_gone();
 }
 
+/// A created container of a sleeping probe whose init (its pid returned)
+/// got `sig` from us.
+fn created_and_signalled<'a>(env: &'a Env, prefix: &str, sig: libc::c_int) -> (Ctr<'a>, i32) {
+    let c = Ctr::new(env, prefix);
+    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
+    c.create_ok(&b);
+    let pid = c.pid();
+    // SAFETY: kill(2) on the init we created.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    (c, pid)
+}
+
 /// A start whose init died before it took the byte says so and leaves the
 /// container stopped, not running.
 #[test]
 fn start_of_a_dead_init_fails() {
     let env = Env::new();
-    let c = Ctr::new(&env, "startdead");
-    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
-    c.create_ok(&b);
-    let pid = c.pid();
-    // SAFETY: kill(2) on the init we created.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let (c, pid) = created_and_signalled(&env, "startdead", libc::SIGKILL);
     assert!(wait_dead(pid, STATE_TIMEOUT), "init {pid} survived SIGKILL");
     let out = c.mica(&["start", &c.id]);
     assert!(!out.ok(), "start of a dead init succeeded: {out:?}");
@@ -672,12 +679,7 @@ fn start_of_a_dead_init_fails() {
 #[test]
 fn start_waiting_for_a_stopped_init_blocks_nobody() {
     let env = Env::new();
-    let c = Ctr::new(&env, "startstop");
-    let b = c.bundle("busybox", &[PROBE, "--sleep", "inf"], |_| {});
-    c.create_ok(&b);
-    let pid = c.pid();
-    // SAFETY: kill(2) on the init we created.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let (c, _) = created_and_signalled(&env, "startstop", libc::SIGSTOP);
     let start = c.spawn(&["start", &c.id]);
     // Every call below has mica's hang timeout: none may wait for the start.
     let deadline = Instant::now() + STATE_TIMEOUT;
